@@ -1,0 +1,172 @@
+//! burn-dataset [`Dataset`]s over the competition's splits: each item is preprocessed on demand
+//! (text pipeline + tokenization, frame decoding or feature reading), so nothing beyond the
+//! items in flight is held in memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::data::dataset::Dataset;
+
+use crate::annotations::{VideoAnnotation, read_annotations, read_labels};
+use crate::error::DataError;
+use crate::features::{FEATURE_DIM, FeatureReader};
+use crate::frames::load_frames;
+use crate::text::text_segments;
+use crate::tokenizer::TextEncoder;
+use crate::visual::VisualSample;
+
+/// Where the visual input of the videos comes from.
+#[derive(Clone)]
+pub enum VisualSource {
+    /// Raw frames: `<dir>/<id[-3:]>/<id>.zip` (or `<dir>/<id>.zip`).
+    Frames(PathBuf),
+    /// Pre-extracted features: a zip of `<id>.npy`.
+    Features(Arc<FeatureReader>),
+}
+
+impl VisualSource {
+    /// Raw frames under `dir`.
+    pub fn frames(dir: &Path) -> Self {
+        VisualSource::Frames(dir.to_path_buf())
+    }
+
+    /// Pre-extracted 768-dimensional features in the zip at `path`.
+    pub fn features(path: &Path) -> Result<Self, DataError> {
+        Ok(VisualSource::Features(Arc::new(FeatureReader::open(
+            path,
+            FEATURE_DIM,
+        )?)))
+    }
+
+    /// Loads the visual input of one video.
+    pub fn load(&self, video_id: &str, max_frames: usize) -> VisualSample {
+        match self {
+            VisualSource::Frames(dir) => load_frames(dir, video_id, max_frames),
+            VisualSource::Features(reader) => reader.load(video_id, max_frames),
+        }
+    }
+}
+
+/// One preprocessed video.
+#[derive(Debug, Clone)]
+pub struct VideoItem {
+    /// The video id.
+    pub id: String,
+    /// Token ids of the text.
+    pub input_ids: Vec<u32>,
+    /// Attention mask of the text.
+    pub attention_mask: Vec<u32>,
+    /// Frames or features, with the frame mask.
+    pub visual: VisualSample,
+    /// Level-2 class id (labeled split only).
+    pub label: Option<usize>,
+    /// Problems met while preprocessing, each naming the file and the video.
+    pub issues: Vec<String>,
+}
+
+/// The videos of one annotation file with their visual source.
+#[derive(Clone)]
+pub struct VideoDataset {
+    videos: Arc<Vec<VideoAnnotation>>,
+    labels: Option<Arc<Vec<usize>>>,
+    view: Option<Arc<Vec<usize>>>,
+    text: Arc<TextEncoder>,
+    visual: VisualSource,
+    max_frames: usize,
+}
+
+impl VideoDataset {
+    /// An unlabeled or test split (labels, if any, are ignored).
+    pub fn unlabeled(
+        annotations: &Path,
+        visual: VisualSource,
+        text: Arc<TextEncoder>,
+        max_frames: usize,
+    ) -> Result<Self, DataError> {
+        Ok(VideoDataset {
+            videos: Arc::new(read_annotations(annotations)?),
+            labels: None,
+            view: None,
+            text,
+            visual,
+            max_frames,
+        })
+    }
+
+    /// A labeled split: every video must have a known `category_id`.
+    pub fn labeled(
+        annotations: &Path,
+        visual: VisualSource,
+        text: Arc<TextEncoder>,
+        max_frames: usize,
+    ) -> Result<Self, DataError> {
+        let mut dataset = Self::unlabeled(annotations, visual, text, max_frames)?;
+        dataset.labels = Some(Arc::new(read_labels(annotations, &dataset.videos)?));
+        Ok(dataset)
+    }
+
+    /// A view of the given video indices (a split part, or a resampled list with repeats).
+    pub fn select(&self, indices: Vec<usize>) -> Self {
+        VideoDataset {
+            view: Some(Arc::new(indices)),
+            ..self.clone()
+        }
+    }
+
+    /// All annotations of the underlying file.
+    pub fn annotations(&self) -> &[VideoAnnotation] {
+        &self.videos
+    }
+
+    /// Level-2 labels of all videos of the underlying file, if labeled.
+    pub fn labels(&self) -> Option<&[usize]> {
+        self.labels.as_deref().map(Vec::as_slice)
+    }
+
+    /// Frame slots per video.
+    pub fn max_frames(&self) -> usize {
+        self.max_frames
+    }
+
+    fn video_index(&self, index: usize) -> Option<usize> {
+        match &self.view {
+            Some(view) => view.get(index).copied(),
+            None => (index < self.videos.len()).then_some(index),
+        }
+    }
+
+    /// Preprocesses one video of the underlying file.
+    pub fn item(&self, video_index: usize) -> VideoItem {
+        let video = &self.videos[video_index];
+        let visual = self.visual.load(&video.id, self.max_frames);
+        let mut issues = visual.issues.clone();
+        let (input_ids, attention_mask) = match self.text.encode(&text_segments(video)) {
+            Ok(encoded) => (encoded.input_ids, encoded.attention_mask),
+            Err(e) => {
+                issues.push(format!("video {}: {e}", video.id));
+                (Vec::new(), Vec::new())
+            }
+        };
+        VideoItem {
+            id: video.id.clone(),
+            input_ids,
+            attention_mask,
+            visual,
+            label: self.labels.as_ref().map(|labels| labels[video_index]),
+            issues,
+        }
+    }
+}
+
+impl Dataset<VideoItem> for VideoDataset {
+    fn get(&self, index: usize) -> Option<VideoItem> {
+        self.video_index(index)
+            .map(|video_index| self.item(video_index))
+    }
+
+    fn len(&self) -> usize {
+        self.view
+            .as_ref()
+            .map_or(self.videos.len(), |view| view.len())
+    }
+}

@@ -1,0 +1,209 @@
+//! Raw frames: the zip of JPEGs of each video, the reference's frame selection, and the image
+//! preprocessing (Resize(256) with Pillow's antialiased bilinear filter, CenterCrop(224),
+//! ToTensor, Normalize).
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::jpeg::{RgbImage, decode_jpeg, is_jpeg};
+use crate::resize::resize_window;
+use crate::visual::{VisualSample, sorted_entries};
+
+/// Frames per video in the reference.
+pub const DEFAULT_MAX_FRAMES: usize = 8;
+/// The shorter side after resizing.
+pub const RESIZE_SHORT_SIDE: u32 = 256;
+/// The side of the centre crop, the model's input size.
+pub const CROP_SIZE: usize = 224;
+/// Values per preprocessed frame (`3 x 224 x 224`).
+pub const FRAME_VALUES: usize = 3 * CROP_SIZE * CROP_SIZE;
+/// ImageNet channel means used by Normalize.
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations used by Normalize.
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The reference's frame selection: which of `n` frames (in sorted order) are used.
+///
+/// With `max` slots: all frames if `n <= max`; the first `max` if `n <= 3 * max`; otherwise
+/// every `n / max`-th frame from the first, `max` of them. (The reference has `max` = 8.)
+pub fn select_frames(n: usize, max: usize) -> Vec<usize> {
+    if n <= 3 * max {
+        (0..n.min(max)).collect()
+    } else {
+        (0..n).step_by(n / max).take(max).collect()
+    }
+}
+
+/// Where a video's frames zip is: `<dir>/<last 3 chars of id>/<id>.zip`, else `<dir>/<id>.zip`.
+pub fn frames_zip_path(frames_dir: &Path, video_id: &str) -> Option<PathBuf> {
+    let tail_start = video_id
+        .char_indices()
+        .rev()
+        .nth(2)
+        .map_or(0, |(start, _)| start);
+    let nested = frames_dir
+        .join(&video_id[tail_start..])
+        .join(format!("{video_id}.zip"));
+    let flat = frames_dir.join(format!("{video_id}.zip"));
+    [nested, flat].into_iter().find(|path| path.is_file())
+}
+
+/// An RGB frame after Resize(256) + CenterCrop(224): 224 x 224 x 3 bytes, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CroppedFrame(pub Vec<u8>);
+
+/// Decodes an image (JPEG or PNG, any colour mode, converted to RGB), resizes its shorter side
+/// to 256 exactly as Pillow's `resize(..., BILINEAR)` does, and takes the centre 224 x 224.
+pub fn decode_and_crop(bytes: &[u8]) -> Result<CroppedFrame, String> {
+    let image = decode_rgb(bytes)?;
+    if image.width == 0 || image.height == 0 {
+        return Err("empty image".into());
+    }
+    let (new_width, new_height) = resized_size(image.width as u32, image.height as u32);
+    let (new_width, new_height) = (new_width as usize, new_height as usize);
+    Ok(CroppedFrame(resize_window(
+        &image.pixels,
+        image.width,
+        image.height,
+        new_width,
+        new_height,
+        (crop_offset(new_width), crop_offset(new_height)),
+        (CROP_SIZE, CROP_SIZE),
+    )))
+}
+
+/// Decodes to RGB: JPEGs with libjpeg-turbo's decoder, other formats with the `image` crate.
+fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
+    if is_jpeg(bytes) {
+        return decode_jpeg(bytes);
+    }
+    let rgb = image::load_from_memory(bytes)
+        .map_err(|e| e.to_string())?
+        .to_rgb8();
+    Ok(RgbImage {
+        width: rgb.width() as usize,
+        height: rgb.height() as usize,
+        pixels: rgb.into_raw(),
+    })
+}
+
+/// torchvision's Resize(256) output size: shorter side 256, longer `int(256 * long / short)`.
+pub fn resized_size(width: u32, height: u32) -> (u32, u32) {
+    let long_side =
+        |long: u32, short: u32| ((RESIZE_SHORT_SIDE as f64 * long as f64) / short as f64) as u32;
+    if width <= height {
+        (RESIZE_SHORT_SIDE, long_side(height, width))
+    } else {
+        (long_side(width, height), RESIZE_SHORT_SIDE)
+    }
+}
+
+/// torchvision's CenterCrop offset: `round((size - 224) / 2)`, half to even.
+pub fn crop_offset(size: usize) -> usize {
+    ((size - CROP_SIZE) as f64 / 2.0).round_ties_even() as usize
+}
+
+/// ToTensor + Normalize: writes the `[3, 224, 224]` float tensor of a frame into `out`.
+pub fn normalize_into(frame: &CroppedFrame, out: &mut [f32]) {
+    let plane = CROP_SIZE * CROP_SIZE;
+    for (channel, plane_out) in out[..FRAME_VALUES].chunks_exact_mut(plane).enumerate() {
+        let (mean, std) = (MEAN[channel], STD[channel]);
+        for (value, pixel) in plane_out.iter_mut().zip(frame.0.chunks_exact(3)) {
+            *value = (pixel[channel] as f32 / 255.0 - mean) / std;
+        }
+    }
+}
+
+/// Loads the selected frames of one video from its zip into `[max_frames, 3, 224, 224]`.
+///
+/// Problems (no zip, an empty zip, an undecodable frame) are recorded in the sample's
+/// `issues`, and the affected slots stay empty; the caller decides whether that is an error.
+pub fn load_frames(frames_dir: &Path, video_id: &str, max_frames: usize) -> VisualSample {
+    load_frames_with(frames_dir, video_id, max_frames, |_, _| {})
+}
+
+/// Like [`load_frames`], also handing each decoded and cropped frame (slot, pixels) to `inspect`.
+pub fn load_frames_with(
+    frames_dir: &Path,
+    video_id: &str,
+    max_frames: usize,
+    mut inspect: impl FnMut(usize, &CroppedFrame),
+) -> VisualSample {
+    let mut sample = VisualSample::empty(max_frames, FRAME_VALUES);
+    let Some(path) = frames_zip_path(frames_dir, video_id) else {
+        sample.issues.push(format!(
+            "{}: video {video_id}: no frames zip (looked for {0}/{1}/{video_id}.zip and {0}/{video_id}.zip)",
+            frames_dir.display(),
+            &video_id[video_id.len().saturating_sub(3)..]
+        ));
+        return sample;
+    };
+    let problem = |message: String| format!("{}: video {video_id}: {message}", path.display());
+    let mut archive = match File::open(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|file| zip::ZipArchive::new(BufReader::new(file)).map_err(|e| e.to_string()))
+    {
+        Ok(archive) => archive,
+        Err(message) => {
+            sample
+                .issues
+                .push(problem(format!("cannot open zip: {message}")));
+            return sample;
+        }
+    };
+    let entries = sorted_entries(&archive);
+    if entries.is_empty() {
+        sample.issues.push(problem("zip has no frames".into()));
+        return sample;
+    }
+    let selected = select_frames(entries.len(), max_frames);
+    for (slot, &entry) in selected.iter().enumerate() {
+        let (index, name) = &entries[entry];
+        let decoded = archive
+            .by_index(*index)
+            .map_err(|e| e.to_string())
+            .and_then(|mut file| {
+                let mut bytes = Vec::with_capacity(file.size() as usize);
+                file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                Ok(bytes)
+            })
+            .and_then(|bytes| decode_and_crop(&bytes));
+        match decoded {
+            Ok(frame) => {
+                inspect(slot, &frame);
+                normalize_into(&frame, sample.slot_mut(slot));
+                sample.frame_mask[slot] = 1;
+            }
+            Err(message) => sample.issues.push(problem(format!(
+                "frame {name:?} cannot be decoded: {message}"
+            ))),
+        }
+    }
+    sample.frame_indices = selected;
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_rule() {
+        assert_eq!(select_frames(0, 8), Vec::<usize>::new());
+        assert_eq!(select_frames(5, 8), vec![0, 1, 2, 3, 4]);
+        assert_eq!(select_frames(24, 8), (0..8).collect::<Vec<_>>());
+        assert_eq!(select_frames(25, 8), vec![0, 3, 6, 9, 12, 15, 18, 21]);
+        assert_eq!(select_frames(32, 8), vec![0, 4, 8, 12, 16, 20, 24, 28]);
+    }
+
+    #[test]
+    fn resize_and_crop_geometry() {
+        assert_eq!(resized_size(640, 480), (341, 256));
+        assert_eq!(resized_size(1080, 1920), (256, 455));
+        assert_eq!(resized_size(7, 5), (358, 256));
+        assert_eq!(crop_offset(256), 16);
+        assert_eq!(crop_offset(341), 58); // 58.5 rounds to even
+        assert_eq!(crop_offset(343), 60); // 59.5 rounds to even
+    }
+}

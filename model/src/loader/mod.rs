@@ -1,0 +1,248 @@
+//! Weight import and export: the mapping between the PyTorch reference's state-dict names and
+//! the Burn module paths of [`VideoClassifier`](crate::VideoClassifier) and
+//! [`VideoPretrainModel`](crate::VideoPretrainModel).
+//!
+//! All imports go through one table ([`REFERENCE_TO_BURN`]) from reference names
+//! (`visual_backbone.*`, `video_dense.*`, `encoder.bert.*`, `encoder.cls.*`, `newfc_itm_cls.*`,
+//! `classifier.*`) to Burn paths; other sources are first renamed to reference names:
+//! a HuggingFace BERT (`bert.*` or unprefixed, `cls.*`) becomes `encoder.bert.*` /
+//! `encoder.cls.*`, and an official Swin checkpoint is prefixed with `visual_backbone.`.
+//! Linear weights are transposed and LayerNorm `weight`/`bias` (or old `gamma`/`beta`) become
+//! Burn's `gamma`/`beta` by burn-store's PyTorch adapters.
+//!
+//! Reference tensors that are not parameters here are ignored on import and, where the
+//! reference's strict loading needs them, regenerated on export: the Swin buffers
+//! `relative_position_index` and `attn_mask`, the tied MLM decoder
+//! (`encoder.cls.predictions.decoder.*`); `encoder.cls.seq_relationship.*` (unused by the
+//! reference), `embeddings.position_ids` and the Swin classification `head.*` are dropped.
+
+mod export;
+mod names;
+
+pub use export::{save_classifier_safetensors, save_pretrain_safetensors};
+pub use names::{BURN_TO_REFERENCE, REFERENCE_TO_BURN};
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn_store::{
+    ApplyResult, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore,
+    PytorchStoreError, SafetensorsStore, SafetensorsStoreError,
+};
+
+use names::{HF_BERT_TO_REFERENCE, is_ignored, remapper};
+
+/// Key of the state dict in a reference checkpoint (`torch.save({"epoch", "model_state_dict",
+/// "mean_f1"})`).
+const REFERENCE_STATE_DICT_KEY: &str = "model_state_dict";
+/// Key of the state dict in an official Swin checkpoint.
+const SWIN_STATE_DICT_KEY: &str = "model";
+
+/// Error while importing or exporting weights.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading or writing a safetensors file failed (including shape mismatches).
+    #[error("safetensors: {0}")]
+    Safetensors(#[from] SafetensorsStoreError),
+    /// Reading a PyTorch file failed (including shape mismatches).
+    #[error("pytorch: {0}")]
+    Pytorch(#[from] PytorchStoreError),
+    /// Writing a safetensors file failed.
+    #[error("safetensors export: {0}")]
+    Export(#[from] safetensors::SafeTensorError),
+    /// No weight file in a HuggingFace model directory.
+    #[error("no model.safetensors or pytorch_model.bin in {0}")]
+    NoWeights(PathBuf),
+    /// Parameters of the model found no tensor in the file.
+    #[error("missing tensors for {0:?}")]
+    Missing(Vec<String>),
+    /// Tensors of the file matched no parameter of the model.
+    #[error("unexpected tensors {0:?}")]
+    Unexpected(Vec<String>),
+}
+
+/// Which parameters a partial import must fill, and whether leftover tensors are an error.
+struct Expectation<'a> {
+    required_prefixes: &'a [&'a str],
+    strict_unused: bool,
+}
+
+impl Expectation<'_> {
+    fn check(&self, result: ApplyResult) -> Result<ApplyResult, LoadError> {
+        let missing: Vec<String> = result
+            .missing
+            .iter()
+            .map(|(path, _)| path.clone())
+            .filter(|path| {
+                self.required_prefixes
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix))
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(LoadError::Missing(missing));
+        }
+        let unexpected: Vec<String> = result
+            .unused
+            .iter()
+            .filter(|name| !is_ignored(name))
+            .cloned()
+            .collect();
+        if self.strict_unused && !unexpected.is_empty() {
+            return Err(LoadError::Unexpected(unexpected));
+        }
+        Ok(result)
+    }
+}
+
+/// Drops from `result.unused` the PyTorch LayerNorm names (`weight`/`bias`) whose Burn
+/// counterparts (`gamma`/`beta`) were loaded through burn-store's alternative-name matching.
+fn without_adapted_names(mut result: ApplyResult) -> ApplyResult {
+    let applied: HashSet<&str> = result.applied.iter().map(String::as_str).collect();
+    let loaded_as_norm = |name: &String| {
+        let burn_name = name
+            .strip_suffix(".weight")
+            .map(|path| format!("{path}.gamma"))
+            .or_else(|| {
+                name.strip_suffix(".bias")
+                    .map(|path| format!("{path}.beta"))
+            });
+        burn_name.is_some_and(|burn_name| applied.contains(burn_name.as_str()))
+    };
+    let unused = result
+        .unused
+        .iter()
+        .filter(|name| !loaded_as_norm(name))
+        .cloned()
+        .collect();
+    result.unused = unused;
+    result
+}
+
+fn load_safetensors<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    path: &Path,
+    remapper: KeyRemapper,
+) -> Result<ApplyResult, LoadError> {
+    let mut store = SafetensorsStore::from_file(path)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .remap(remapper)
+        .map_indices_contiguous(false)
+        .allow_partial(true);
+    Ok(without_adapted_names(model.load_from(&mut store)?))
+}
+
+fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    path: &Path,
+    top_level_key: Option<&str>,
+    remapper: KeyRemapper,
+) -> Result<ApplyResult, LoadError> {
+    let store = PytorchStore::from_file(path);
+    let store = match top_level_key {
+        Some(key) => store.with_top_level_key(key),
+        None => store,
+    };
+    let mut store = store
+        .remap(remapper)
+        .map_indices_contiguous(false)
+        .allow_partial(true);
+    Ok(without_adapted_names(model.load_from(&mut store)?))
+}
+
+/// Loads a complete reference state dict into a [`VideoClassifier`](crate::VideoClassifier)
+/// or a [`VideoPretrainModel`](crate::VideoPretrainModel).
+///
+/// `path` is either a `.safetensors` file or a reference checkpoint (`.pth`/`.pt`/`.bin`) whose
+/// `model_state_dict` entry is the state dict. Every parameter must be found, and every tensor
+/// used (besides the ignored ones, see the module documentation).
+pub fn load_reference_weights<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    path: impl AsRef<Path>,
+) -> Result<ApplyResult, LoadError> {
+    Expectation {
+        required_prefixes: &[""],
+        strict_unused: true,
+    }
+    .check(load_reference_weights_partial(model, path)?)
+}
+
+/// Loads what matches of a reference state dict (same files as [`load_reference_weights`]),
+/// e.g. a pre-training checkpoint into a [`VideoClassifier`](crate::VideoClassifier):
+/// parameters without a tensor keep their values and are listed in the result's `missing`,
+/// tensors without a parameter are listed in `unused`.
+pub fn load_reference_weights_partial<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    path: impl AsRef<Path>,
+) -> Result<ApplyResult, LoadError> {
+    let path = path.as_ref();
+    let remapper = remapper(&[REFERENCE_TO_BURN]);
+    if is_safetensors(path) {
+        load_safetensors(model, path, remapper)
+    } else {
+        load_pytorch(model, path, Some(REFERENCE_STATE_DICT_KEY), remapper)
+    }
+}
+
+/// Loads a HuggingFace BERT directory (`model.safetensors` or `pytorch_model.bin`, names with
+/// or without the `bert.` prefix, LayerNorm as `weight`/`bias` or `gamma`/`beta`) into the text
+/// embeddings, text layers and pooler of a [`VideoClassifier`](crate::VideoClassifier) or a
+/// [`VideoPretrainModel`](crate::VideoPretrainModel), and into its MLM head if it has one and
+/// the checkpoint has `cls.predictions.*`.
+///
+/// Every embedding, text layer and pooler parameter must be found; the checkpoint may have more
+/// layers than the model.
+pub fn load_hf_bert<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    dir: impl AsRef<Path>,
+) -> Result<ApplyResult, LoadError> {
+    let dir = dir.as_ref();
+    let remapper = remapper(&[HF_BERT_TO_REFERENCE, REFERENCE_TO_BURN]);
+    let safetensors = dir.join("model.safetensors");
+    let pytorch = dir.join("pytorch_model.bin");
+    let result = if safetensors.is_file() {
+        load_safetensors(model, &safetensors, remapper)?
+    } else if pytorch.is_file() {
+        load_pytorch(model, &pytorch, None, remapper)?
+    } else {
+        return Err(LoadError::NoWeights(dir.to_path_buf()));
+    };
+    Expectation {
+        required_prefixes: &[
+            "encoder.two_stream.embeddings.",
+            "encoder.two_stream.text_encoder.",
+            "encoder.two_stream.pooler.",
+        ],
+        strict_unused: false,
+    }
+    .check(result)
+}
+
+/// Loads an official Swin checkpoint (e.g. `swin_tiny_patch4_window7_224.pth`, state dict under
+/// `"model"`; a bare state dict in `.safetensors` also works) into the visual backbone of a
+/// [`VideoClassifier`](crate::VideoClassifier) or a
+/// [`VideoPretrainModel`](crate::VideoPretrainModel). The classification head and the buffers
+/// are ignored; every backbone parameter must be found.
+pub fn load_official_swin<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    path: impl AsRef<Path>,
+) -> Result<ApplyResult, LoadError> {
+    let path = path.as_ref();
+    let remapper = remapper(&[&[(r"^", "visual_backbone.")], REFERENCE_TO_BURN]);
+    let result = if is_safetensors(path) {
+        load_safetensors(model, path, remapper)?
+    } else {
+        load_pytorch(model, path, Some(SWIN_STATE_DICT_KEY), remapper)?
+    };
+    Expectation {
+        required_prefixes: &["encoder.visual_backbone."],
+        strict_unused: true,
+    }
+    .check(result)
+}
+
+fn is_safetensors(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension == "safetensors")
+}

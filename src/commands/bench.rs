@@ -1,0 +1,194 @@
+//! `vidcls bench`: throughput measurements.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::prelude::Backend;
+use clap::{Args, Subcommand};
+use rayon::prelude::*;
+use serde::Serialize;
+use vidcls_datasets::batcher::VideoBatcher;
+use vidcls_datasets::dataset::{VideoDataset, VisualSource};
+use vidcls_datasets::frames::DEFAULT_MAX_FRAMES;
+use vidcls_datasets::synth::{SynthConfig, write_synthetic_dataset};
+use vidcls_datasets::tokenizer::TextEncoder;
+
+use crate::device::{BackendTask, DeviceKind, run_on};
+
+/// What to measure.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Videos/s of the full per-video data pipeline (unzip, decode the selected frames,
+    /// resize/crop/normalize, text pipeline, tokenization), on one core and on all cores.
+    Data(DataBenchArgs),
+}
+
+/// Arguments of `vidcls bench data`.
+#[derive(Args, Debug)]
+pub struct DataBenchArgs {
+    /// Annotation file to measure on; without it a synthetic dataset is generated.
+    #[arg(long, value_name = "FILE", requires_all = ["frames", "bert_dir"])]
+    pub annotations: Option<PathBuf>,
+    /// Frames directory of that annotation file.
+    #[arg(long, value_name = "DIR")]
+    pub frames: Option<PathBuf>,
+    /// BERT directory with the vocabulary.
+    #[arg(long, value_name = "DIR")]
+    pub bert_dir: Option<PathBuf>,
+    /// Videos of the synthetic dataset (when no --annotations).
+    #[arg(long, default_value_t = 300)]
+    pub videos: usize,
+    /// Use at most this many videos of the annotation file.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Frame slots per video.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAMES)]
+    pub max_frames: usize,
+    /// Batch size of the data-loader measurement.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Device the data loader puts the batches on.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct DataBenchReport {
+    videos: usize,
+    frames_decoded: usize,
+    per_core_videos_per_s: f64,
+    all_cores_videos_per_s: f64,
+    loader_videos_per_s: f64,
+    cores: usize,
+}
+
+/// Iterates burn's multi-worker data loader over the dataset into device tensors.
+struct LoaderThroughput {
+    dataset: VideoDataset,
+    pad_id: u32,
+    batch_size: usize,
+    workers: usize,
+}
+
+impl BackendTask for LoaderThroughput {
+    type Output = f64;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<f64> {
+        let loader = DataLoaderBuilder::<B, _, _>::new(VideoBatcher::new(self.pad_id))
+            .batch_size(self.batch_size)
+            .num_workers(self.workers)
+            .set_device(device)
+            .build(self.dataset);
+        let start = Instant::now();
+        let mut videos = 0;
+        for batch in loader.iter() {
+            videos += batch.ids.len();
+        }
+        Ok(videos as f64 / start.elapsed().as_secs_f64())
+    }
+}
+
+/// Runs `vidcls bench ...`.
+pub fn run(command: &BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Data(args) => bench_data(args),
+    }
+}
+
+fn bench_data(args: &DataBenchArgs) -> Result<()> {
+    let synthetic;
+    let (annotations, frames, bert_dir) = match (&args.annotations, &args.frames, &args.bert_dir) {
+        (Some(a), Some(f), Some(b)) => (a.clone(), f.clone(), b.clone()),
+        _ => {
+            synthetic = tempfile::tempdir().context("creating a temporary directory")?;
+            let root = synthetic.path().join("data");
+            log::info!(
+                "generating {} synthetic videos in {}",
+                args.videos,
+                root.display()
+            );
+            let config = SynthConfig {
+                labeled: args.videos,
+                unlabeled: 0,
+                test: 0,
+                seed: 7,
+            };
+            write_synthetic_dataset(&root, &config, &|| {})?;
+            (
+                root.join("annotations/labeled.json"),
+                root.join("zip_frames/labeled"),
+                root.join("bert"),
+            )
+        }
+    };
+    let text = Arc::new(TextEncoder::from_dir(&bert_dir)?);
+    let pad_id = text.special_tokens().pad;
+    let dataset = VideoDataset::unlabeled(
+        &annotations,
+        VisualSource::frames(&frames),
+        text,
+        args.max_frames,
+    )?;
+    let count = args
+        .limit
+        .unwrap_or(usize::MAX)
+        .min(dataset.annotations().len());
+    let frames_decoded = (0..count)
+        .map(|i| dataset.item(i).visual.frame_mask.iter().sum::<u32>() as usize)
+        .sum();
+
+    let measure = |threads: usize| -> Result<f64> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        let start = Instant::now();
+        let real: usize = pool.install(|| {
+            (0..count)
+                .into_par_iter()
+                .map(|i| dataset.item(i).input_ids.len().min(1))
+                .sum()
+        });
+        let elapsed = start.elapsed().as_secs_f64();
+        anyhow::ensure!(real == count, "some videos produced no text ids");
+        Ok(count as f64 / elapsed)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loader = LoaderThroughput {
+        dataset: dataset.select((0..count).collect()),
+        pad_id,
+        batch_size: args.batch_size,
+        workers: cores,
+    };
+    let report = DataBenchReport {
+        videos: count,
+        frames_decoded,
+        per_core_videos_per_s: measure(1)?,
+        all_cores_videos_per_s: measure(cores)?,
+        loader_videos_per_s: run_on(args.device, loader)?,
+        cores,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "data pipeline over {} videos ({} frames decoded):",
+            report.videos, report.frames_decoded
+        );
+        println!("  1 core:   {:>8.1} videos/s", report.per_core_videos_per_s);
+        println!(
+            "  {} cores: {:>8.1} videos/s",
+            report.cores, report.all_cores_videos_per_s
+        );
+        println!(
+            "  data loader ({} workers, batch {}, {:?}): {:.1} videos/s",
+            report.cores, args.batch_size, args.device, report.loader_videos_per_s
+        );
+    }
+    Ok(())
+}

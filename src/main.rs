@@ -1,0 +1,55 @@
+//! `vidcls`: train and serve multimodal short-video classifiers on Burn.
+
+mod commands;
+mod device;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Multimodal short-video classification (frames + title + speech + on-screen text) on Burn,
+/// compatible with the WeChat Big Data Challenge 2022 reference.
+#[derive(Parser)]
+#[command(name = "vidcls", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a synthetic dataset in the competition's layout.
+    Synth(commands::synth::SynthArgs),
+    /// Show what preprocessing makes of each video (one JSON object per line).
+    Inspect(commands::inspect::InspectArgs),
+    /// Score a result file against a ground truth with the competition's metric.
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+    /// Run the main job end to end on a small built-in synthetic dataset.
+    Demo(commands::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth(args) => commands::synth::run(&args),
+        Command::Inspect(args) => commands::inspect::run(&args),
+        Command::Evaluate(args) => commands::evaluate::run(&args),
+        Command::Bench(command) => commands::bench::run(&command),
+        Command::Demo(args) => commands::demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! vidcls training: the competition's metric (and, later, the training loop).
+
+pub mod metric;

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference_pipeline as rp  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CATEGORY_FILE = '/work/shared/reference/category_ids.txt'
+CATEGORY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'datasets', 'src', 'category_ids.txt')
 ZIP_DATE = (2022, 5, 1, 12, 0, 0)   # fixed zip entry timestamps -> reproducible bytes
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 This module re-implements, with the same libraries the PyTorch reference used
 (scikit-learn, transformers' pure-Python BertTokenizer, Pillow, torchvision),
-the parts of /work/shared/reference/REFERENCE.md that turn one video into model
+the parts of the reference specification (REFERENCE.md) that turn one video into model
 inputs ("Text pipeline", "Frame pipeline") and the evaluation ("Metric").
 
 It is a development tool only: `make_pipeline_fixtures.py` uses it to write the

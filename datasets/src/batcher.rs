@@ -106,3 +106,89 @@ impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::visual::VisualSample;
+    use burn::backend::Flex;
+
+    fn item(id: &str, ids: Vec<u32>, per_frame: usize, label: Option<usize>) -> VideoItem {
+        let mut visual = VisualSample::empty(2, per_frame);
+        visual.frame_mask[0] = 1;
+        visual.slot_mut(0).fill(1.5);
+        VideoItem {
+            id: id.into(),
+            attention_mask: vec![1; ids.len()],
+            input_ids: ids,
+            visual,
+            label,
+            issues: vec![format!("issue of {id}")],
+        }
+    }
+
+    #[test]
+    fn batches_features_with_padding_and_labels() {
+        let device = Default::default();
+        let items = vec![
+            item("a", vec![2, 7, 3], 4, Some(5)),
+            item("b", vec![2, 3], 4, Some(9)),
+        ];
+        let batch: VideoBatch<Flex> = VideoBatcher::new(0).batch(items, &device);
+        let VisualBatch::Features(features) = &batch.visual else {
+            panic!("expected features");
+        };
+        assert_eq!(features.dims(), [2, 2, 4]);
+        assert_eq!(
+            batch
+                .input_ids
+                .to_data()
+                .convert::<i64>()
+                .to_vec::<i64>()
+                .unwrap(),
+            vec![2, 7, 3, 2, 3, 0]
+        );
+        assert_eq!(
+            batch
+                .attention_mask
+                .to_data()
+                .convert::<i64>()
+                .to_vec::<i64>()
+                .unwrap(),
+            vec![1, 1, 1, 1, 1, 0]
+        );
+        assert_eq!(
+            batch
+                .frame_mask
+                .to_data()
+                .convert::<i64>()
+                .to_vec::<i64>()
+                .unwrap(),
+            vec![1, 0, 1, 0]
+        );
+        assert_eq!(
+            batch
+                .labels
+                .unwrap()
+                .to_data()
+                .convert::<i64>()
+                .to_vec::<i64>()
+                .unwrap(),
+            vec![5, 9]
+        );
+        assert_eq!(batch.ids, vec!["a", "b"]);
+        assert_eq!(batch.issues.len(), 2);
+    }
+
+    #[test]
+    fn batches_frames_without_labels() {
+        let device = Default::default();
+        let items = vec![item("a", vec![2, 3], FRAME_VALUES, None)];
+        let batch: VideoBatch<Flex> = VideoBatcher::new(0).batch(items, &device);
+        let VisualBatch::Frames(frames) = &batch.visual else {
+            panic!("expected frames");
+        };
+        assert_eq!(frames.dims(), [1, 2, 3, 224, 224]);
+        assert!(batch.labels.is_none());
+    }
+}

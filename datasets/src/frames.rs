@@ -35,15 +35,20 @@ pub fn select_frames(n: usize, max: usize) -> Vec<usize> {
     }
 }
 
-/// Where a video's frames zip is: `<dir>/<last 3 chars of id>/<id>.zip`, else `<dir>/<id>.zip`.
-pub fn frames_zip_path(frames_dir: &Path, video_id: &str) -> Option<PathBuf> {
-    let tail_start = video_id
+/// The last 3 characters of a video id (`id[-3:]`), the name of its frames sub-directory.
+fn id_tail(video_id: &str) -> &str {
+    let start = video_id
         .char_indices()
         .rev()
         .nth(2)
         .map_or(0, |(start, _)| start);
+    &video_id[start..]
+}
+
+/// Where a video's frames zip is: `<dir>/<last 3 chars of id>/<id>.zip`, else `<dir>/<id>.zip`.
+pub fn frames_zip_path(frames_dir: &Path, video_id: &str) -> Option<PathBuf> {
     let nested = frames_dir
-        .join(&video_id[tail_start..])
+        .join(id_tail(video_id))
         .join(format!("{video_id}.zip"));
     let flat = frames_dir.join(format!("{video_id}.zip"));
     [nested, flat].into_iter().find(|path| path.is_file())
@@ -133,9 +138,9 @@ pub fn load_frames_with(
     let mut sample = VisualSample::empty(max_frames, FRAME_VALUES);
     let Some(path) = frames_zip_path(frames_dir, video_id) else {
         sample.issues.push(format!(
-            "{}: video {video_id}: no frames zip (looked for {0}/{1}/{video_id}.zip and {0}/{video_id}.zip)",
+            "{}: video {video_id}: no frames zip (looked for {video_id}.zip in {0}/{1}/ and {0}/)",
             frames_dir.display(),
-            &video_id[video_id.len().saturating_sub(3)..]
+            id_tail(video_id)
         ));
         return sample;
     };
@@ -195,6 +200,48 @@ mod tests {
         assert_eq!(select_frames(24, 8), (0..8).collect::<Vec<_>>());
         assert_eq!(select_frames(25, 8), vec![0, 3, 6, 9, 12, 15, 18, 21]);
         assert_eq!(select_frames(32, 8), vec![0, 4, 8, 12, 16, 20, 24, 28]);
+    }
+
+    #[test]
+    fn undecodable_frames_and_missing_zips_are_reported() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let zip_path = dir.path().join("789").join("123456789.zip");
+        std::fs::create_dir_all(zip_path.parent().unwrap()).unwrap();
+        let mut zip = zip::ZipWriter::new(File::create(&zip_path).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        let mut jpeg = Vec::new();
+        image::RgbImage::from_pixel(40, 30, image::Rgb([200, 10, 10]))
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        zip.start_file("b.png", options).unwrap();
+        zip.write_all(&jpeg).unwrap();
+        zip.start_file("a.jpg", options).unwrap();
+        zip.write_all(b"\xff\xd8\xff garbage").unwrap();
+        zip.finish().unwrap();
+
+        let sample = load_frames(dir.path(), "123456789", 8);
+        assert_eq!(sample.frame_indices, vec![0, 1]);
+        assert_eq!(sample.frame_mask, vec![0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(sample.issues.len(), 1);
+        assert!(
+            sample.issues[0].contains("video 123456789") && sample.issues[0].contains("\"a.jpg\"")
+        );
+        assert!(sample.slot(0).iter().all(|&v| v == 0.0));
+        let red = (200.0 / 255.0 - MEAN[0]) / STD[0];
+        assert!((sample.slot(1)[0] - red).abs() < 1e-6);
+
+        assert_eq!(id_tail("ab"), "ab");
+        assert_eq!(id_tail("x中文字"), "中文字");
+        let missing = load_frames(dir.path(), "000", 8);
+        assert!(
+            missing.issues[0].contains("no frames zip"),
+            "{:?}",
+            missing.issues
+        );
     }
 
     #[test]

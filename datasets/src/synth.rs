@@ -327,6 +327,7 @@ fn encode_frame(pixels: &[u8], plan: &FramePlan) -> Result<Vec<u8>, String> {
 
 fn write_frames_zip(
     path: &Path,
+    video_id: &str,
     rng: &mut StdRng,
     class: usize,
     plan: &FramePlan,
@@ -341,8 +342,8 @@ fn write_frames_zip(
         let pixels = render_frame(rng, class, plan, traced, t);
         let bytes = encode_frame(&pixels, plan).map_err(|e| DataError::Video {
             path: path.to_path_buf(),
-            video_id: String::new(),
-            message: e,
+            video_id: video_id.to_string(),
+            message: format!("cannot encode frame {t}: {e}"),
         })?;
         let extension = if plan.png { "png" } else { "jpg" };
         zip.start_file(format!("{t}.{extension}"), options)
@@ -410,7 +411,7 @@ fn make_video(
             .join(split_name)
             .join(tail)
             .join(format!("{id}.zip"));
-        write_frames_zip(&path, &mut rng, class, &plan)?;
+        write_frames_zip(&path, &id, &mut rng, class, &plan)?;
         frames = plan.count;
     }
     let category_id = Taxonomy::get().category_id(class)?.to_string();

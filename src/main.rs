@@ -1,8 +1,11 @@
 //! `vidcls`: train and serve multimodal short-video classifiers on Burn.
 
+mod checkpoint;
 mod commands;
 mod device;
+mod flops;
 mod output;
+mod prefetch;
 mod progress;
 
 use std::process::ExitCode;
@@ -29,8 +32,15 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
-    /// Run the main job end to end on a small built-in synthetic dataset.
+    /// Walk through vidcls on a small built-in synthetic dataset: generate it, show its
+    /// preprocessing, score a baseline with the competition's metric.
     Demo(commands::demo::DemoArgs),
+    /// Predict the category of every video of an annotation file with a classifier checkpoint.
+    Predict(commands::predict::PredictArgs),
+    /// Extract Swin features of the frames of every video into a features zip.
+    ExtractFeatures(commands::extract_features::ExtractFeaturesArgs),
+    /// Write a classifier checkpoint as reference safetensors or as a vidcls run directory.
+    Export(commands::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +54,9 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => commands::evaluate::run(&args),
         Command::Bench(command) => commands::bench::run(&command),
         Command::Demo(args) => commands::demo::run(&args),
+        Command::Predict(args) => commands::predict::run(&args),
+        Command::ExtractFeatures(args) => commands::extract_features::run(&args),
+        Command::Export(args) => commands::export::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -133,6 +133,25 @@ pub fn load_frames_with(
     frames_dir: &Path,
     video_id: &str,
     max_frames: usize,
+    inspect: impl FnMut(usize, &CroppedFrame),
+) -> VisualSample {
+    load_selected_frames(frames_dir, video_id, max_frames, select_frames, inspect)
+}
+
+/// Loads the first `max_frames` frames of one video (frames `0..min(n, max_frames)`, what the
+/// reference's feature extractor reads) into `[max_frames, 3, 224, 224]`; problems are
+/// recorded as by [`load_frames`].
+pub fn load_first_frames(frames_dir: &Path, video_id: &str, max_frames: usize) -> VisualSample {
+    let first = |n: usize, max: usize| (0..n.min(max)).collect();
+    load_selected_frames(frames_dir, video_id, max_frames, first, |_, _| {})
+}
+
+/// Loads the frames that `select(n, max_frames)` picks of the `n` frames of one video.
+fn load_selected_frames(
+    frames_dir: &Path,
+    video_id: &str,
+    max_frames: usize,
+    select: impl Fn(usize, usize) -> Vec<usize>,
     mut inspect: impl FnMut(usize, &CroppedFrame),
 ) -> VisualSample {
     let mut sample = VisualSample::empty(max_frames, FRAME_VALUES);
@@ -162,7 +181,7 @@ pub fn load_frames_with(
         sample.issues.push(problem("zip has no frames".into()));
         return sample;
     }
-    let selected = select_frames(entries.len(), max_frames);
+    let selected = select(entries.len(), max_frames);
     for (slot, &entry) in selected.iter().enumerate() {
         let (index, name) = &entries[entry];
         let decoded = archive
@@ -242,6 +261,33 @@ mod tests {
             "{:?}",
             missing.issues
         );
+    }
+
+    #[test]
+    fn first_frames_are_read_in_order_without_the_spread_selection() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = zip::ZipWriter::new(File::create(dir.path().join("42.zip")).unwrap());
+        for index in (0..100u8).rev() {
+            let mut png = Vec::new();
+            image::RgbImage::from_pixel(4, 4, image::Rgb([index * 2, 0, 0]))
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            let name = format!("{index:03}.png");
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(&png).unwrap();
+        }
+        zip.finish().unwrap();
+
+        let first = load_first_frames(dir.path(), "42", 32);
+        assert!(first.issues.is_empty(), "{:?}", first.issues);
+        assert_eq!(first.frame_indices, (0..32).collect::<Vec<_>>());
+        assert_eq!(first.frame_mask, vec![1; 32]);
+        let red = |slot: usize| first.slot(slot)[0] * STD[0] + MEAN[0];
+        assert!((red(31) - 31.0 * 2.0 / 255.0).abs() < 1e-5);
+        let spread = load_frames(dir.path(), "42", 32).frame_indices;
+        assert_eq!(spread[..3], [0, 3, 6]);
     }
 
     #[test]

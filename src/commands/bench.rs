@@ -24,6 +24,8 @@ pub enum BenchCommand {
     /// Videos/s of the full per-video data pipeline (unzip, decode the selected frames,
     /// resize/crop/normalize, text pipeline, tokenization), on one core and on all cores.
     Data(DataBenchArgs),
+    /// Videos/s of the classifier's forward pass (inference, no gradients) on random inputs.
+    Infer(super::bench_infer::InferBenchArgs),
 }
 
 /// Arguments of `vidcls bench data`.
@@ -98,6 +100,7 @@ impl BackendTask for LoaderThroughput {
 pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Data(args) => bench_data(args),
+        BenchCommand::Infer(args) => super::bench_infer::run(args),
     }
 }
 

@@ -1,8 +1,12 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_infer;
 pub mod demo;
 pub mod evaluate;
+pub mod export;
+pub mod extract_features;
 pub mod inspect;
+pub mod predict;
 pub mod synth;
 pub mod visual_args;

@@ -1,10 +1,12 @@
 //! The `--frames DIR | --features ZIP` choice shared by the commands that read videos.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
 use vidcls_datasets::dataset::VisualSource;
+use vidcls_datasets::features::{FEATURE_DIM, FeatureReader};
 
 /// Where the videos' visual input comes from.
 #[derive(Args, Debug, Clone)]
@@ -19,11 +21,16 @@ pub struct VisualArgs {
 }
 
 impl VisualArgs {
-    /// Opens the chosen source.
+    /// Opens the chosen source (features of the reference's 768 dimensions).
     pub fn source(&self) -> Result<VisualSource> {
+        self.source_with_feature_dim(FEATURE_DIM)
+    }
+
+    /// Opens the chosen source, features having `dim` dimensions.
+    pub fn source_with_feature_dim(&self, dim: usize) -> Result<VisualSource> {
         Ok(match (&self.frames, &self.features) {
             (Some(dir), _) => VisualSource::frames(dir),
-            (None, Some(zip)) => VisualSource::features(zip)?,
+            (None, Some(zip)) => VisualSource::Features(Arc::new(FeatureReader::open(zip, dim)?)),
             (None, None) => anyhow::bail!("give --frames DIR or --features ZIP"),
         })
     }

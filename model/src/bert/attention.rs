@@ -112,7 +112,10 @@ impl<B: Backend> MultiHeadAttention<B> {
             .matmul(key.swap_dims(2, 3))
             .div_scalar((head_dim as f64).sqrt());
         let scores = match mask {
-            Some(mask) => scores + mask,
+            Some(mask) => {
+                let shape = scores.dims();
+                scores + repeat_to(mask, shape)
+            }
             None => scores,
         };
         let probs = self.dropout.forward(softmax(scores, 3));
@@ -121,4 +124,17 @@ impl<B: Backend> MultiHeadAttention<B> {
             .swap_dims(1, 2)
             .reshape([batch, query_len, hidden_size])
     }
+}
+
+/// `mask` repeated along its size-1 dimensions to `shape`: on CPU backends, adding a tensor of
+/// the same shape is much faster than broadcasting over several dimensions.
+fn repeat_to<B: Backend>(mask: Tensor<B, 4>, shape: [usize; 4]) -> Tensor<B, 4> {
+    let dims = mask.dims();
+    (0..4).fold(mask, |mask, dim| {
+        if dims[dim] == 1 && shape[dim] > 1 {
+            mask.repeat_dim(dim, shape[dim])
+        } else {
+            mask
+        }
+    })
 }

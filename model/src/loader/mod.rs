@@ -15,11 +15,19 @@
 //! `relative_position_index` and `attn_mask`, the tied MLM decoder
 //! (`encoder.cls.predictions.decoder.*`); `encoder.cls.seq_relationship.*` (unused by the
 //! reference), `embeddings.position_ids` and the Swin classification `head.*` are dropped.
+//!
+//! The configuration of a reference checkpoint is read off its tensor names and shapes
+//! ([`infer_classifier_config`], [`infer_swin_config`]).
 
 mod export;
+mod infer;
 mod names;
 
 pub use export::{save_classifier_safetensors, save_pretrain_safetensors};
+pub use infer::{
+    TensorShapes, infer_classifier_config, infer_swin_config, official_swin_tensor_shapes,
+    reference_tensor_shapes,
+};
 pub use names::{BURN_TO_REFERENCE, REFERENCE_TO_BURN};
 
 use std::collections::HashSet;
@@ -32,6 +40,8 @@ use burn_store::{
 };
 
 use names::{HF_BERT_TO_REFERENCE, is_ignored, remapper};
+
+use crate::swin::SwinTransformer;
 
 /// Key of the state dict in a reference checkpoint (`torch.save({"epoch", "model_state_dict",
 /// "mean_f1"})`).
@@ -60,12 +70,26 @@ pub enum LoadError {
     /// Tensors of the file matched no parameter of the model.
     #[error("unexpected tensors {0:?}")]
     Unexpected(Vec<String>),
+    /// A checkpoint's tensor names and shapes could not be read.
+    #[error("{}: {message}", path.display())]
+    Read {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A checkpoint's tensors do not describe a model of the expected kind.
+    #[error("cannot infer the model configuration: {0}")]
+    Config(String),
 }
 
 /// Which parameters a partial import must fill, and whether leftover tensors are an error.
 struct Expectation<'a> {
     required_prefixes: &'a [&'a str],
     strict_unused: bool,
+    /// Prepended to the names of leftover tensors to tell the ignored ones (the module path of
+    /// the loaded module in a classifier).
+    unused_context: &'a str,
 }
 
 impl Expectation<'_> {
@@ -86,7 +110,7 @@ impl Expectation<'_> {
         let unexpected: Vec<String> = result
             .unused
             .iter()
-            .filter(|name| !is_ignored(name))
+            .filter(|name| !is_ignored(&format!("{}{name}", self.unused_context)))
             .cloned()
             .collect();
         if self.strict_unused && !unexpected.is_empty() {
@@ -164,6 +188,7 @@ pub fn load_reference_weights<B: Backend, M: ModuleSnapshot<B>>(
     Expectation {
         required_prefixes: &[""],
         strict_unused: true,
+        unused_context: "",
     }
     .check(load_reference_weights_partial(model, path)?)
 }
@@ -215,6 +240,7 @@ pub fn load_hf_bert<B: Backend, M: ModuleSnapshot<B>>(
             "encoder.two_stream.pooler.",
         ],
         strict_unused: false,
+        unused_context: "",
     }
     .check(result)
 }
@@ -238,6 +264,32 @@ pub fn load_official_swin<B: Backend, M: ModuleSnapshot<B>>(
     Expectation {
         required_prefixes: &["encoder.visual_backbone."],
         strict_unused: true,
+        unused_context: "",
+    }
+    .check(result)
+}
+
+/// Loads an official Swin checkpoint (as [`load_official_swin`]) into a bare
+/// [`SwinTransformer`], e.g. for feature extraction. Every parameter must be found.
+pub fn load_official_swin_backbone<B: Backend>(
+    swin: &mut SwinTransformer<B>,
+    path: impl AsRef<Path>,
+) -> Result<ApplyResult, LoadError> {
+    let path = path.as_ref();
+    let remapper = remapper(&[
+        &[(r"^", "visual_backbone.")],
+        REFERENCE_TO_BURN,
+        &[(r"^encoder\.visual_backbone\.", "")],
+    ]);
+    let result = if is_safetensors(path) {
+        load_safetensors(swin, path, remapper)?
+    } else {
+        load_pytorch(swin, path, Some(SWIN_STATE_DICT_KEY), remapper)?
+    };
+    Expectation {
+        required_prefixes: &[""],
+        strict_unused: true,
+        unused_context: "encoder.visual_backbone.",
     }
     .check(result)
 }

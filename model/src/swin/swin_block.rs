@@ -3,7 +3,7 @@ use burn::prelude::*;
 
 use super::drop_path::{DropPath, DropPathConfig};
 use super::mlp::{Mlp, MlpConfig};
-use super::window::{window_partition, window_reverse};
+use super::window::{inverse_order, shifted_window_order};
 use super::window_attention::{WindowAttention, WindowAttentionConfig};
 
 /// Score added between tokens of a shifted window that come from different regions of the map.
@@ -50,9 +50,12 @@ pub struct SwinBlock<B: Backend> {
     /// Additive mask of the shifted windows, `[num_windows, window^2, window^2]`; derived from
     /// the configuration, not persisted. `None` when the block is not shifted.
     attention_mask: Option<Tensor<B, 3>>,
-    input_resolution: [usize; 2],
+    /// Map token of each position of the (shifted) windows, see [`shifted_window_order`];
+    /// derived from the configuration, not persisted.
+    window_order: Tensor<B, 1, Int>,
+    /// Position in the windows of each map token (the inverse of `window_order`).
+    token_order: Tensor<B, 1, Int>,
     window_size: usize,
-    shift_size: usize,
 }
 
 impl SwinBlockConfig {
@@ -89,7 +92,12 @@ impl SwinBlockConfig {
                 device,
             )
         });
+        let order = shifted_window_order(self.input_resolution, window_size, shift_size);
+        let index =
+            |order: Vec<i64>| Tensor::from_data(TensorData::new(order, [height * width]), device);
         SwinBlock {
+            window_order: index(order.clone()),
+            token_order: index(inverse_order(&order)),
             norm1: LayerNormConfig::new(self.d_model).init(device),
             attention: WindowAttentionConfig::new(self.d_model, self.n_heads, window_size)
                 .init(device),
@@ -101,9 +109,7 @@ impl SwinBlockConfig {
             .init(device),
             drop_path: DropPathConfig::new(self.drop_path).init(),
             attention_mask,
-            input_resolution: self.input_resolution,
             window_size,
-            shift_size,
         }
     }
 }
@@ -163,35 +169,19 @@ impl<B: Backend> SwinBlock<B> {
     /// - output: `[batch, height * width, d_model]`
     pub fn forward(&self, tokens: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, num_tokens, d_model] = tokens.dims();
-        let [height, width] = self.input_resolution;
-        let shift = self.shift_size as i64;
-
-        let map: Tensor<B, 4> = self
+        let window_tokens = self.window_size * self.window_size;
+        // The cyclic shift up-left (`torch.roll(x, -shift)`) and the window partition are one
+        // permutation of the tokens, and so are their inverses.
+        let windows = self
             .norm1
             .forward(tokens.clone())
-            .reshape([batch, height, width, d_model]);
-        // Cyclic shift up-left by `shift` (`torch.roll(x, -shift)`; Burn's `roll` counts shifts
-        // the other way round: element `i` moves to `i - shift`).
-        let map = if shift > 0 {
-            map.roll(&[shift, shift], &[1, 2])
-        } else {
-            map
-        };
-        let windows = self.attention.forward(
-            window_partition(map, self.window_size),
-            self.attention_mask.clone(),
-        );
-        let map = window_reverse(windows, self.window_size, height, width);
-        // Undo the shift.
-        let map = if shift > 0 {
-            map.roll(&[-shift, -shift], &[1, 2])
-        } else {
-            map
-        };
-        let tokens = tokens
-            + self
-                .drop_path
-                .forward(map.reshape([batch, num_tokens, d_model]));
+            .select(1, self.window_order.clone())
+            .reshape([batch * num_tokens / window_tokens, window_tokens, d_model]);
+        let windows = self.attention.forward(windows, self.attention_mask.clone());
+        let map = windows
+            .reshape([batch, num_tokens, d_model])
+            .select(1, self.token_order.clone());
+        let tokens = tokens + self.drop_path.forward(map);
         let branch = self.mlp.forward(self.norm2.forward(tokens.clone()));
         tokens + self.drop_path.forward(branch)
     }

@@ -105,24 +105,41 @@ impl<B: Backend> WindowAttention<B> {
     pub fn forward(&self, windows: Tensor<B, 3>, mask: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
         let [batch_windows, num_tokens, d_model] = windows.dims();
         let head_dim = d_model / self.n_heads;
-        let qkv = self
-            .qkv
-            .forward(windows)
-            .reshape([batch_windows, num_tokens, 3, self.n_heads, head_dim])
-            .permute([2, 0, 3, 1, 4]);
+        // Queries, keys and values are column blocks of the joint projection; each is split
+        // into heads as `[windows, heads, tokens, head_dim]` (a strided view, which matmul
+        // takes as it is).
+        let qkv = self.qkv.forward(windows);
         let part = |index: usize| -> Tensor<B, 4> {
-            qkv.clone().narrow(0, index, 1).reshape([
-                batch_windows,
-                self.n_heads,
-                num_tokens,
-                head_dim,
-            ])
+            qkv.clone()
+                .narrow(2, index * d_model, d_model)
+                .reshape([batch_windows, num_tokens, self.n_heads, head_dim])
+                .swap_dims(1, 2)
         };
         let (query, key, value) = (part(0), part(1), part(2));
 
         let scores = query
             .mul_scalar((head_dim as f64).powf(-0.5))
             .matmul(key.swap_dims(2, 3));
+        let probs = softmax(self.add_score_bias(scores, mask), 3);
+        // Heads are put side by side one by one: cheaper than a 4-d transposing copy.
+        let heads = (0..self.n_heads)
+            .map(|head| {
+                probs
+                    .clone()
+                    .narrow(1, head, 1)
+                    .matmul(value.clone().narrow(1, head, 1))
+                    .reshape([batch_windows, num_tokens, head_dim])
+            })
+            .collect();
+        self.proj.forward(Tensor::cat(heads, 2))
+    }
+
+    /// Adds the relative position bias, and the shifted windows' mask if any, to the scores
+    /// `[batch_windows, n_heads, tokens, tokens]`. The two are summed on the small
+    /// `[windows, n_heads, tokens, tokens]` block first, so that the large scores tensor gets
+    /// one addition of a whole row broadcast over the batch.
+    fn add_score_bias(&self, scores: Tensor<B, 4>, mask: Option<Tensor<B, 3>>) -> Tensor<B, 4> {
+        let [batch_windows, heads, num_tokens, _] = scores.dims();
         let bias = self
             .relative_position_bias_table
             .val()
@@ -132,30 +149,17 @@ impl<B: Backend> WindowAttention<B> {
                     .clone()
                     .reshape([num_tokens * num_tokens]),
             )
-            .reshape([num_tokens, num_tokens, self.n_heads])
+            .reshape([num_tokens, num_tokens, heads])
             .permute([2, 0, 1])
             .unsqueeze_dim::<4>(0);
-        let scores = scores + bias;
-        let scores = match mask {
-            Some(mask) => {
-                let [num_windows, _, _] = mask.dims();
-                let scores: Tensor<B, 5> = scores.reshape([
-                    batch_windows / num_windows,
-                    num_windows,
-                    self.n_heads,
-                    num_tokens,
-                    num_tokens,
-                ]);
-                let mask: Tensor<B, 5> = mask.reshape([1, num_windows, 1, num_tokens, num_tokens]);
-                (scores + mask).reshape([batch_windows, self.n_heads, num_tokens, num_tokens])
-            }
-            None => scores,
+        let block = match mask {
+            Some(mask) => bias + mask.unsqueeze_dim::<4>(1),
+            None => bias,
         };
-        let context = softmax(scores, 3).matmul(value).swap_dims(1, 2).reshape([
-            batch_windows,
-            num_tokens,
-            d_model,
-        ]);
-        self.proj.forward(context)
+        let windows = block.dims()[0];
+        let per_batch = windows * heads * num_tokens * num_tokens;
+        let scores =
+            scores.reshape([batch_windows / windows, per_batch]) + block.reshape([1, per_batch]);
+        scores.reshape([batch_windows, heads, num_tokens, num_tokens])
     }
 }

@@ -1,0 +1,291 @@
+//! `vidcls bench infer`: throughput of the classifier's forward pass on random inputs.
+
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use vidcls_datasets::tokenizer::SEED_LEN;
+use vidcls_model::bert::additive_attention_mask;
+use vidcls_model::{VideoClassifier, VideoModelConfig, VisualInput};
+
+use crate::device::{BackendTask, DeviceKind, run_on};
+use crate::flops::classifier_flops;
+
+/// Model sizes to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// The reference's model: Swin-T on 224 px frames, 12 text layers, 5 cross layers.
+    Seed,
+    /// A tiny model (32 px frames, hidden 64) for smoke runs.
+    Tiny,
+}
+
+impl Preset {
+    fn config(self) -> VideoModelConfig {
+        match self {
+            Preset::Seed => VideoModelConfig::seed(),
+            Preset::Tiny => VideoModelConfig::tiny(),
+        }
+    }
+}
+
+/// Arguments of `vidcls bench infer`.
+#[derive(Args, Debug)]
+pub struct InferBenchArgs {
+    /// Model sizes.
+    #[arg(long, value_enum, default_value_t = Preset::Seed)]
+    pub preset: Preset,
+    /// Videos per forward pass.
+    #[arg(long, default_value_t = 2)]
+    pub batch_size: usize,
+    /// Frame slots per video (all real frames).
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Text ids per video (all real tokens).
+    #[arg(long, default_value_t = SEED_LEN)]
+    pub text_len: usize,
+    /// Timed forward passes, after one untimed warm-up pass.
+    #[arg(long, default_value_t = 3)]
+    pub iterations: usize,
+    /// Also time the parts of the model (backbone, text layers, cross layers) separately.
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Device to run on.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `bench infer` measured.
+#[derive(Serialize)]
+struct InferReport {
+    preset: String,
+    device: String,
+    batch_size: usize,
+    frames: usize,
+    text_len: usize,
+    iterations: usize,
+    seconds_per_batch: f64,
+    videos_per_s: f64,
+    gflop_per_video: f64,
+    gflops_per_s: f64,
+    threads: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    breakdown: Vec<PartTime>,
+}
+
+/// Seconds per batch spent in one part of the model.
+#[derive(Serialize)]
+struct PartTime {
+    part: &'static str,
+    seconds_per_batch: f64,
+    gflops_per_s: f64,
+}
+
+/// Random inputs of one batch.
+struct Inputs<B: Backend> {
+    input_ids: Tensor<B, 2, Int>,
+    text_mask: Tensor<B, 2>,
+    frames: Tensor<B, 5>,
+    frame_mask: Tensor<B, 2>,
+}
+
+impl<B: Backend> Inputs<B> {
+    fn random(config: &VideoModelConfig, args: &InferBenchArgs, device: &B::Device) -> Self {
+        let size = config.encoder.swin.img_size;
+        let vocab = config.encoder.two_stream.bert.vocab_size as f64;
+        let (batch, frames, text_len) = (args.batch_size, args.frames, args.text_len);
+        Inputs {
+            input_ids: Tensor::<B, 2>::random(
+                [batch, text_len],
+                Distribution::Uniform(0.0, vocab),
+                device,
+            )
+            .int()
+            .clamp(0, vocab as i64 - 1),
+            text_mask: Tensor::ones([batch, text_len], device),
+            frames: Tensor::random(
+                [batch, frames, 3, size, size],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            ),
+            frame_mask: Tensor::ones([batch, frames], device),
+        }
+    }
+}
+
+/// Times forward passes of a randomly initialized model.
+struct InferBench<'a> {
+    args: &'a InferBenchArgs,
+    config: VideoModelConfig,
+}
+
+/// Runs `f` once untimed and `iterations` times timed; returns the mean seconds per run.
+fn time<T, B: Backend>(iterations: usize, device: &B::Device, mut f: impl FnMut() -> T) -> f64 {
+    drop(f());
+    let _ = B::sync(device);
+    let start = Instant::now();
+    for _ in 0..iterations {
+        drop(f());
+        let _ = B::sync(device);
+    }
+    start.elapsed().as_secs_f64() / iterations as f64
+}
+
+impl BackendTask for InferBench<'_> {
+    type Output = (f64, Vec<PartTime>);
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<Self::Output> {
+        let model: VideoClassifier<B> = self.config.init_classifier(&device);
+        let inputs = Inputs::<B>::random(&self.config, self.args, &device);
+        let iterations = self.args.iterations;
+        let forward = || {
+            model
+                .forward(
+                    inputs.input_ids.clone(),
+                    inputs.text_mask.clone(),
+                    VisualInput::Frames(inputs.frames.clone()),
+                    Some(inputs.frame_mask.clone()),
+                )
+                .into_data()
+        };
+        let total = time::<_, B>(iterations, &device, forward);
+        let breakdown = if self.args.breakdown {
+            self.breakdown(&model, &inputs, &device)
+        } else {
+            Vec::new()
+        };
+        Ok((total, breakdown))
+    }
+}
+
+impl InferBench<'_> {
+    /// Times the backbone, the text layers and the cross-modality layers on their own.
+    fn breakdown<B: Backend>(
+        &self,
+        model: &VideoClassifier<B>,
+        inputs: &Inputs<B>,
+        device: &B::Device,
+    ) -> Vec<PartTime> {
+        let encoder = &model.encoder;
+        let two_stream = &encoder.two_stream;
+        let iterations = self.args.iterations;
+        let text_mask = Some(additive_attention_mask(inputs.text_mask.clone()));
+        let frame_mask = Some(additive_attention_mask(inputs.frame_mask.clone()));
+        let features = encoder.visual_backbone.forward(inputs.frames.clone());
+        let visual = encoder.video_dense.forward(features);
+        let text = two_stream.embeddings.forward(inputs.input_ids.clone());
+
+        let backbone = time::<_, B>(iterations, device, || {
+            encoder
+                .visual_backbone
+                .forward(inputs.frames.clone())
+                .into_data()
+        });
+        let text_layers = time::<_, B>(iterations, device, || {
+            two_stream
+                .text_encoder
+                .forward(text.clone(), text_mask.clone())
+                .into_data()
+        });
+        let cross_layers = time::<_, B>(iterations, device, || {
+            two_stream
+                .cross_layers
+                .iter()
+                .fold((text.clone(), visual.clone()), |(text, visual), layer| {
+                    layer.forward(text, text_mask.clone(), visual, frame_mask.clone())
+                })
+                .0
+                .into_data()
+        });
+
+        let mut no_text = self.config.clone();
+        no_text.encoder.two_stream.text_layers = 0;
+        no_text.encoder.two_stream.cross_layers = 0;
+        let mut text_only = no_text.clone();
+        text_only.encoder.two_stream.text_layers = self.config.encoder.two_stream.text_layers;
+        let mut cross_only = no_text.clone();
+        cross_only.encoder.two_stream.cross_layers = self.config.encoder.two_stream.cross_layers;
+        let batch = self.args.batch_size as f64;
+        let flops = |config: &VideoModelConfig, backbone: bool| {
+            batch * classifier_flops(config, self.args.frames, self.args.text_len, backbone)
+        };
+        let base = flops(&no_text, false);
+        [
+            ("backbone", backbone, flops(&no_text, true) - base),
+            ("text layers", text_layers, flops(&text_only, false) - base),
+            (
+                "cross layers",
+                cross_layers,
+                flops(&cross_only, false) - base,
+            ),
+        ]
+        .into_iter()
+        .map(|(part, seconds, flops)| PartTime {
+            part,
+            seconds_per_batch: seconds,
+            gflops_per_s: flops / seconds / 1e9,
+        })
+        .collect()
+    }
+}
+
+/// Runs `vidcls bench infer`.
+pub fn run(args: &InferBenchArgs) -> Result<()> {
+    ensure!(
+        args.batch_size > 0 && args.frames > 0 && args.text_len > 0 && args.iterations > 0,
+        "--batch-size, --frames, --text-len and --iterations must be positive"
+    );
+    let config = args.preset.config();
+    let max_text = config.encoder.two_stream.bert.max_position_embeddings;
+    ensure!(
+        args.text_len <= max_text,
+        "--text-len {} exceeds the model's {max_text} positions",
+        args.text_len
+    );
+    let gflop_per_video = classifier_flops(&config, args.frames, args.text_len, true) / 1e9;
+    let (seconds, breakdown) = run_on(args.device, InferBench { args, config })?;
+    let videos_per_s = args.batch_size as f64 / seconds;
+    let report = InferReport {
+        preset: format!("{:?}", args.preset).to_lowercase(),
+        device: format!("{:?}", args.device).to_lowercase(),
+        batch_size: args.batch_size,
+        frames: args.frames,
+        text_len: args.text_len,
+        iterations: args.iterations,
+        seconds_per_batch: seconds,
+        videos_per_s,
+        gflop_per_video,
+        gflops_per_s: videos_per_s * gflop_per_video,
+        threads: rayon::current_num_threads(),
+        breakdown,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} model, batch {}, {} frames, {} ids, {}: {:.3} s/batch, {:.3} videos/s, {:.1} GFLOP/s ({:.1} GFLOP/video)",
+            report.preset,
+            report.batch_size,
+            report.frames,
+            report.text_len,
+            report.device,
+            report.seconds_per_batch,
+            report.videos_per_s,
+            report.gflops_per_s,
+            report.gflop_per_video
+        );
+        for part in &report.breakdown {
+            println!(
+                "  {:<12} {:.3} s/batch, {:.1} GFLOP/s",
+                part.part, part.seconds_per_batch, part.gflops_per_s
+            );
+        }
+    }
+    Ok(())
+}

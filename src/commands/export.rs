@@ -1,0 +1,80 @@
+//! `vidcls export`: a classifier checkpoint as a safetensors state dict with the reference's
+//! names (loadable by the PyTorch reference), or as a vidcls run directory.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use clap::{Args, ValueEnum};
+use vidcls_model::loader::save_classifier_safetensors;
+
+use crate::checkpoint::{LoadedClassifier, load_classifier, save_run};
+use crate::device::{BackendTask, DeviceKind, run_on};
+use crate::output::PendingFile;
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A safetensors state dict with the reference's names (Swin buffers included).
+    Safetensors,
+    /// A vidcls run directory (configuration, Burn record, tokenizer if known).
+    Run,
+}
+
+/// Arguments of `vidcls export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Classifier checkpoint: a vidcls run directory or a reference checkpoint.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: PathBuf,
+    /// BERT directory of the model: its `config.json` gives the attention heads of a reference
+    /// checkpoint, and `--format run` copies its tokenizer.
+    #[arg(long, value_name = "DIR")]
+    pub bert_dir: Option<PathBuf>,
+    /// The file (or run directory) to write.
+    #[arg(long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
+    pub format: ExportFormat,
+}
+
+/// Runs `vidcls export`.
+pub fn run(args: &ExportArgs) -> Result<()> {
+    run_on(DeviceKind::Cpu, Export { args })?;
+    log::info!("wrote {}", args.output.display());
+    Ok(())
+}
+
+struct Export<'a> {
+    args: &'a ExportArgs,
+}
+
+impl BackendTask for Export<'_> {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        let args = self.args;
+        let LoadedClassifier {
+            config,
+            model,
+            tokenizer_dir,
+        } = load_classifier::<B>(&args.checkpoint, args.bert_dir.as_deref(), &device)?;
+        match args.format {
+            ExportFormat::Safetensors => {
+                if args.output.is_dir() {
+                    bail!("{} is a directory", args.output.display());
+                }
+                let pending = PendingFile::create(&args.output)?;
+                save_classifier_safetensors(&model, pending.temp_path())?;
+                pending.commit(true)
+            }
+            ExportFormat::Run => {
+                if args.output.exists() && !args.output.is_dir() {
+                    bail!("{} exists and is not a directory", args.output.display());
+                }
+                save_run(&args.output, &config, &model, tokenizer_dir.as_deref())
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! `vidcls predict`: the category of every video of an annotation file, with a classifier
+//! checkpoint (a vidcls run directory or a reference checkpoint).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::data::dataloader::batcher::Batcher;
+use burn::prelude::*;
+use clap::Args;
+use npyz::WriterBuilder;
+use rayon::prelude::*;
+use vidcls_datasets::batcher::{VideoBatch, VideoBatcher, VisualBatch};
+use vidcls_datasets::dataset::{VideoDataset, VideoItem};
+use vidcls_datasets::frames::{CROP_SIZE, DEFAULT_MAX_FRAMES};
+use vidcls_datasets::taxonomy::Taxonomy;
+use vidcls_datasets::tokenizer::{SEED_LEN, TextEncoder};
+use vidcls_model::{VideoClassifier, VideoModelConfig, VisualInput};
+
+use super::visual_args::VisualArgs;
+use crate::checkpoint::{LoadedClassifier, load_classifier};
+use crate::device::{BackendTask, DeviceKind, run_on};
+use crate::output::PendingFile;
+use crate::prefetch::for_each_chunk;
+use crate::progress::bar;
+
+/// Arguments of `vidcls predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Classifier checkpoint: a vidcls run directory, or a reference checkpoint (`.pth` with
+    /// `model_state_dict`, or `.safetensors` with the reference's names).
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: PathBuf,
+    /// HuggingFace BERT directory with the vocabulary (`vocab.txt` or `tokenizer.json`); for a
+    /// reference checkpoint its `config.json` also gives the attention heads. Optional for a
+    /// run directory that keeps its tokenizer.
+    #[arg(long, value_name = "DIR")]
+    pub bert_dir: Option<PathBuf>,
+    /// Annotation file (a JSON array of videos).
+    #[arg(long, value_name = "FILE")]
+    pub annotations: PathBuf,
+    #[command(flatten)]
+    pub visual: VisualArgs,
+    /// Where to write the predictions: CSV lines `id,category_id` in annotation order.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Also write the raw class scores, float32 `[videos, classes]` in annotation order (`.npy`).
+    #[arg(long, value_name = "FILE.npy")]
+    pub logits: Option<PathBuf>,
+    /// Videos per forward pass.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Frame slots per video.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAMES)]
+    pub max_frames: usize,
+    /// Device to run the model on.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Fail on the first unreadable video (no zip, empty zip, undecodable frame, no features)
+    /// instead of warning and predicting it with its frame slots left empty.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Runs `vidcls predict`.
+pub fn run(args: &PredictArgs) -> Result<()> {
+    ensure!(args.batch_size > 0, "--batch-size must be positive");
+    ensure!(args.max_frames > 0, "--max-frames must be positive");
+    let start = Instant::now();
+    let summary = run_on(args.device, Predict { args })?;
+    let seconds = start.elapsed().as_secs_f64();
+    log::info!(
+        "predicted {} videos in {seconds:.1} s ({:.2} videos/s) into {}",
+        summary.videos,
+        summary.videos as f64 / seconds,
+        args.output.display()
+    );
+    if summary.problems > 0 {
+        log::warn!(
+            "{} problem(s) in {} of {} video(s): their missing frames were left as empty slots \
+             (use --strict to make this an error)",
+            summary.problems,
+            summary.videos_with_problems,
+            summary.videos
+        );
+    }
+    Ok(())
+}
+
+/// What a prediction run met.
+struct Summary {
+    videos: usize,
+    problems: usize,
+    videos_with_problems: usize,
+}
+
+struct Predict<'a> {
+    args: &'a PredictArgs,
+}
+
+impl BackendTask for Predict<'_> {
+    type Output = Summary;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<Summary> {
+        let args = self.args;
+        let LoadedClassifier {
+            config,
+            model,
+            tokenizer_dir,
+        } = load_classifier::<B>(&args.checkpoint, args.bert_dir.as_deref(), &device)?;
+        let tokenizer_dir = tokenizer_dir.with_context(|| {
+            format!(
+                "{} has no tokenizer: give --bert-dir",
+                args.checkpoint.display()
+            )
+        })?;
+        let text = TextEncoder::from_dir(&tokenizer_dir)?;
+        check_compatible(&config, &text, args)?;
+        let pad_id = text.special_tokens().pad;
+        let source = args
+            .visual
+            .source_with_feature_dim(config.encoder.swin.num_features())?;
+        let dataset =
+            VideoDataset::unlabeled(&args.annotations, source, Arc::new(text), args.max_frames)?;
+
+        let videos = dataset.annotations().len();
+        let mut writer = PredictionWriter::create(args, videos, config.num_classes)?;
+        let batcher = VideoBatcher::new(pad_id);
+        let progress = bar(videos as u64, "predict");
+        let mut summary = Summary {
+            videos,
+            problems: 0,
+            videos_with_problems: 0,
+        };
+        for_each_chunk(
+            videos,
+            args.batch_size,
+            |chunk| -> Vec<VideoItem> { chunk.par_iter().map(|&i| dataset.item(i)).collect() },
+            |items| {
+                for item in &items {
+                    report_issues(item, args.strict, &mut summary, |issue| {
+                        progress.suspend(|| log::warn!("{issue}"))
+                    })?;
+                }
+                let count = items.len();
+                let batch: VideoBatch<B> = batcher.batch(items, &device);
+                let ids = batch.ids.clone();
+                let logits = classify(&model, batch)?;
+                writer.write(&ids, &logits)?;
+                progress.inc(count as u64);
+                Ok(())
+            },
+        )?;
+        progress.finish_and_clear();
+        writer.commit()?;
+        Ok(summary)
+    }
+}
+
+/// Checks that the model fits the data pipeline's inputs.
+fn check_compatible(
+    config: &VideoModelConfig,
+    text: &TextEncoder,
+    args: &PredictArgs,
+) -> Result<()> {
+    let checkpoint = args.checkpoint.display();
+    let bert = &config.encoder.two_stream.bert;
+    ensure!(
+        text.vocab_size() <= bert.vocab_size,
+        "the tokenizer has {} ids but the model {checkpoint} embeds only {}: wrong --bert-dir?",
+        text.vocab_size(),
+        bert.vocab_size
+    );
+    ensure!(
+        bert.max_position_embeddings >= SEED_LEN,
+        "the model {checkpoint} has {} text positions, fewer than the {SEED_LEN} ids of a video",
+        bert.max_position_embeddings
+    );
+    let classes = Taxonomy::get().num_classes();
+    ensure!(
+        config.num_classes <= classes,
+        "the model {checkpoint} has {} classes, more than the {classes} categories",
+        config.num_classes
+    );
+    let swin = &config.encoder.swin;
+    if args.visual.frames.is_some() && swin.img_size != CROP_SIZE {
+        bail!(
+            "the model {checkpoint} takes {0}x{0} frames but frames are cropped to {CROP_SIZE}x{CROP_SIZE}",
+            swin.img_size
+        );
+    }
+    Ok(())
+}
+
+/// Counts and reports an item's problems (an error with `strict`); a video whose text could not
+/// be encoded is always an error.
+fn report_issues(
+    item: &VideoItem,
+    strict: bool,
+    summary: &mut Summary,
+    mut warn: impl FnMut(&str),
+) -> Result<()> {
+    if item.input_ids.is_empty() {
+        bail!("{}", item.issues.join("; "));
+    }
+    if let Some(issue) = item.issues.first().filter(|_| strict) {
+        bail!("{issue}");
+    }
+    for issue in &item.issues {
+        warn(issue);
+    }
+    summary.problems += item.issues.len();
+    summary.videos_with_problems += usize::from(!item.issues.is_empty());
+    Ok(())
+}
+
+/// The class scores of a batch, `[batch * classes]` row-major.
+fn classify<B: Backend>(model: &VideoClassifier<B>, batch: VideoBatch<B>) -> Result<Vec<f32>> {
+    let visual = match batch.visual {
+        VisualBatch::Frames(frames) => VisualInput::Frames(frames),
+        VisualBatch::Features(features) => VisualInput::Features(features),
+    };
+    let logits = model.forward(
+        batch.input_ids,
+        batch.attention_mask.float(),
+        visual,
+        Some(batch.frame_mask.float()),
+    );
+    logits
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading the model's output: {e:?}"))
+}
+
+/// Streams predictions (and optionally the logits) into pending output files.
+struct PredictionWriter {
+    csv: PendingFile,
+    logits: Option<LogitsWriter>,
+    num_classes: usize,
+    categories: &'static [&'static str],
+}
+
+/// The `.npy` logits file, written row by row.
+struct LogitsWriter {
+    file: PendingFile,
+    writer: npyz::NpyWriter<f32, BufWriter<File>>,
+}
+
+impl PredictionWriter {
+    fn create(args: &PredictArgs, videos: usize, num_classes: usize) -> Result<Self> {
+        let logits = match &args.logits {
+            Some(path) => {
+                let file = PendingFile::create(path)?;
+                let writer = npyz::WriteOptions::new()
+                    .default_dtype()
+                    .shape(&[videos as u64, num_classes as u64])
+                    .writer(BufWriter::new(file.reopen()?))
+                    .begin_nd()
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Some(LogitsWriter { file, writer })
+            }
+            None => None,
+        };
+        Ok(PredictionWriter {
+            csv: PendingFile::create(&args.output)?,
+            logits,
+            num_classes,
+            categories: Taxonomy::get().category_ids(),
+        })
+    }
+
+    /// Writes the predictions of a batch of videos.
+    fn write(&mut self, ids: &[String], logits: &[f32]) -> Result<()> {
+        for (id, row) in ids.iter().zip(logits.chunks_exact(self.num_classes)) {
+            let best = row.iter().enumerate().fold(
+                0,
+                |best, (class, &score)| if score > row[best] { class } else { best },
+            );
+            writeln!(self.csv.writer(), "{id},{}", self.categories[best])?;
+            if let Some(logits) = &mut self.logits {
+                logits.writer.extend(row.iter().copied())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the finished files into place.
+    fn commit(self) -> Result<()> {
+        if let Some(LogitsWriter { file, writer }) = self.logits {
+            writer.finish()?;
+            file.commit(true)?;
+        }
+        self.csv.commit(true)
+    }
+}

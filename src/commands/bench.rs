@@ -35,10 +35,10 @@ pub struct DataBenchArgs {
     #[arg(long, value_name = "FILE", requires_all = ["frames", "bert_dir"])]
     pub annotations: Option<PathBuf>,
     /// Frames directory of that annotation file.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", requires = "annotations")]
     pub frames: Option<PathBuf>,
     /// BERT directory with the vocabulary.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", requires = "annotations")]
     pub bert_dir: Option<PathBuf>,
     /// Videos of the synthetic dataset (when no --annotations).
     #[arg(long, default_value_t = 300)]

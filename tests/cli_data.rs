@@ -133,15 +133,34 @@ fn synth_refuses_a_non_empty_output() {
         .stderr(predicates::str::contains("not empty"));
 }
 
-fn inspect_lines(extra: &[&str]) -> Vec<Value> {
-    let output = vidcls()
+/// `vidcls inspect` over the pipeline fixtures' annotations with the given frames directory.
+fn inspect_fixture(frames: &Path) -> Command {
+    let mut command = vidcls();
+    command
         .arg("inspect")
         .arg("--annotations")
         .arg(fixtures().join("annotations.json"))
         .arg("--frames")
-        .arg(fixtures().join("frames"))
+        .arg(frames)
         .arg("--bert-dir")
-        .arg(fixtures().join("bert"))
+        .arg(fixtures().join("bert"));
+    command
+}
+
+/// `vidcls evaluate` of a result file against a ground truth.
+fn evaluate(result: &Path, truth: &Path) -> Command {
+    let mut command = vidcls();
+    command
+        .arg("evaluate")
+        .arg("--result")
+        .arg(result)
+        .arg("--ground-truth")
+        .arg(truth);
+    command
+}
+
+fn inspect_lines(extra: &[&str]) -> Vec<Value> {
+    let output = inspect_fixture(&fixtures().join("frames"))
         .args(extra)
         .output()
         .unwrap();
@@ -200,14 +219,7 @@ fn inspect_matches_the_python_reference() {
 
 #[test]
 fn inspect_strict_names_the_video_without_frames() {
-    vidcls()
-        .arg("inspect")
-        .arg("--annotations")
-        .arg(fixtures().join("annotations.json"))
-        .arg("--frames")
-        .arg(fixtures().join("frames"))
-        .arg("--bert-dir")
-        .arg(fixtures().join("bert"))
+    inspect_fixture(&fixtures().join("frames"))
         .arg("--strict")
         .assert()
         .failure()
@@ -230,14 +242,7 @@ fn inspect_reports_bad_input_with_file_and_position() {
         .assert()
         .failure()
         .stderr(predicates::str::contains("bad.json").and(predicates::str::contains("line 2")));
-    vidcls()
-        .arg("inspect")
-        .arg("--annotations")
-        .arg(fixtures().join("annotations.json"))
-        .arg("--frames")
-        .arg(dir.path())
-        .arg("--bert-dir")
-        .arg(fixtures().join("bert"))
+    inspect_fixture(dir.path())
         .args(["--id", "nope"])
         .assert()
         .failure()
@@ -305,15 +310,11 @@ fn inspect_reads_pre_extracted_features() {
 fn evaluate_matches_scikit_learn_and_rejects_bad_files() {
     let cases: Vec<Value> =
         serde_json::from_slice(&read(&fixtures().join("metric_cases.json"))).unwrap();
-    let output = vidcls()
-        .arg("evaluate")
-        .arg("--result")
-        .arg(fixtures().join("metric_result.csv"))
-        .arg("--ground-truth")
-        .arg(fixtures().join("metric_truth.csv"))
-        .arg("--json")
-        .output()
-        .unwrap();
+    let (result, truth) = (
+        fixtures().join("metric_result.csv"),
+        fixtures().join("metric_truth.csv"),
+    );
+    let output = evaluate(&result, &truth).arg("--json").output().unwrap();
     assert!(output.status.success());
     let ours: Value = serde_json::from_slice(&output.stdout).unwrap();
     for key in [
@@ -328,12 +329,7 @@ fn evaluate_matches_scikit_learn_and_rejects_bad_files() {
         let (a, b) = (ours[key].as_f64().unwrap(), cases[0][key].as_f64().unwrap());
         assert!((a - b).abs() <= 1e-9, "{key}: {a} vs {b}");
     }
-    vidcls()
-        .arg("evaluate")
-        .arg("--result")
-        .arg(fixtures().join("metric_result.csv"))
-        .arg("--ground-truth")
-        .arg(fixtures().join("metric_truth.csv"))
+    evaluate(&result, &truth)
         .assert()
         .success()
         .stdout(predicates::str::contains("mean_f1"));
@@ -349,12 +345,7 @@ fn evaluate_matches_scikit_learn_and_rejects_bad_files() {
     ] {
         let result = dir.path().join("result.csv");
         std::fs::write(&result, content).unwrap();
-        vidcls()
-            .arg("evaluate")
-            .arg("--result")
-            .arg(&result)
-            .arg("--ground-truth")
-            .arg(&truth)
+        evaluate(&result, &truth)
             .assert()
             .failure()
             .stderr(predicates::str::contains(message));

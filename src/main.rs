@@ -4,6 +4,7 @@ mod checkpoint;
 mod commands;
 mod device;
 mod flops;
+mod issues;
 mod output;
 mod prefetch;
 mod progress;

@@ -22,6 +22,7 @@ use vidcls_model::loader::{
 use zip::write::SimpleFileOptions;
 
 use crate::device::{BackendTask, DeviceKind, run_on};
+use crate::issues::IssueTally;
 use crate::output::PendingFile;
 use crate::prefetch::for_each_chunk;
 use crate::progress::bar;
@@ -85,11 +86,11 @@ pub fn run(args: &ExtractFeaturesArgs) -> Result<()> {
         summary.frames as f64 / seconds,
         args.output.display()
     );
-    if summary.problems > 0 {
+    if summary.issues.problems() > 0 {
         log::warn!(
             "{} problem(s) in {} video(s); {} video(s) got no entry (no readable frame)",
-            summary.problems,
-            summary.videos_with_problems,
+            summary.issues.problems(),
+            summary.issues.videos_with_problems(),
             summary.videos - summary.entries
         );
     }
@@ -97,14 +98,12 @@ pub fn run(args: &ExtractFeaturesArgs) -> Result<()> {
 }
 
 /// What an extraction wrote and met.
-#[derive(Default)]
 struct Summary {
     videos: usize,
     videos_done: usize,
     entries: usize,
     frames: usize,
-    problems: usize,
-    videos_with_problems: usize,
+    issues: IssueTally,
 }
 
 struct Extract<'a> {
@@ -126,7 +125,10 @@ impl BackendTask for Extract<'_> {
         let progress = bar(videos.len() as u64, "extract");
         let mut summary = Summary {
             videos: videos.len(),
-            ..Summary::default()
+            videos_done: 0,
+            entries: 0,
+            frames: 0,
+            issues: IssueTally::new(args.strict),
         };
         for_each_chunk(
             videos.len(),
@@ -142,14 +144,9 @@ impl BackendTask for Extract<'_> {
                 for (sample, rows) in samples.iter().zip(features) {
                     let id = &videos[summary.videos_done].id;
                     summary.videos_done += 1;
-                    for issue in &sample.issues {
-                        if args.strict {
-                            bail!("{issue}");
-                        }
-                        progress.suspend(|| log::warn!("{issue}"));
-                    }
-                    summary.problems += sample.issues.len();
-                    summary.videos_with_problems += usize::from(!sample.issues.is_empty());
+                    summary.issues.record(&sample.issues, |issue| {
+                        progress.suspend(|| log::warn!("{issue}"))
+                    })?;
                     if rows.is_empty() {
                         continue;
                     }

@@ -13,6 +13,8 @@ use vidcls_datasets::frames::DEFAULT_MAX_FRAMES;
 use vidcls_datasets::tokenizer::TextEncoder;
 
 use super::visual_args::VisualArgs;
+use crate::issues::IssueTally;
+use crate::prefetch::for_each_chunk;
 
 /// Arguments of `vidcls inspect`.
 #[derive(Args, Debug)]
@@ -71,33 +73,39 @@ pub fn run(args: &InspectArgs) -> Result<()> {
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut issues = 0usize;
-    for chunk in indices.chunks(64) {
-        let items: Vec<VideoItem> = chunk.par_iter().map(|&i| dataset.item(i)).collect();
-        for item in &items {
-            for issue in &item.issues {
-                if args.strict {
-                    anyhow::bail!("{issue}");
-                }
-                log::warn!("{issue}");
-                issues += 1;
+    let mut tally = IssueTally::new(args.strict);
+    for_each_chunk(
+        indices.len(),
+        64,
+        |chunk| -> Vec<VideoItem> {
+            chunk
+                .par_iter()
+                .map(|&i| dataset.item(indices[i]))
+                .collect()
+        },
+        |items| {
+            for item in &items {
+                tally.record(&item.issues, |issue| log::warn!("{issue}"))?;
+                let line = InspectLine {
+                    id: &item.id,
+                    input_ids: &item.input_ids,
+                    attention_mask: &item.attention_mask,
+                    frame_indices: &item.visual.frame_indices,
+                    frame_mask: &item.visual.frame_mask,
+                    frame_mean: item.visual.slot_means(),
+                };
+                serde_json::to_writer(&mut out, &line)?;
+                writeln!(out)?;
             }
-            let line = InspectLine {
-                id: &item.id,
-                input_ids: &item.input_ids,
-                attention_mask: &item.attention_mask,
-                frame_indices: &item.visual.frame_indices,
-                frame_mask: &item.visual.frame_mask,
-                frame_mean: item.visual.slot_means(),
-            };
-            serde_json::to_writer(&mut out, &line)?;
-            writeln!(out)?;
-        }
-    }
+            Ok(())
+        },
+    )?;
     out.flush()?;
-    if issues > 0 {
+    if tally.problems() > 0 {
         log::warn!(
-            "{issues} problem(s) in {} video(s); their frame slots were left empty",
+            "{} problem(s) in {} of {} video(s); their frame slots were left empty",
+            tally.problems(),
+            tally.videos_with_problems(),
             indices.len()
         );
     }

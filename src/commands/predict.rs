@@ -23,6 +23,7 @@ use vidcls_model::{VideoClassifier, VideoModelConfig, VisualInput};
 use super::visual_args::VisualArgs;
 use crate::checkpoint::{LoadedClassifier, load_classifier};
 use crate::device::{BackendTask, DeviceKind, run_on};
+use crate::issues::IssueTally;
 use crate::output::PendingFile;
 use crate::prefetch::for_each_chunk;
 use crate::progress::bar;
@@ -78,12 +79,12 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         summary.videos as f64 / seconds,
         args.output.display()
     );
-    if summary.problems > 0 {
+    if summary.issues.problems() > 0 {
         log::warn!(
             "{} problem(s) in {} of {} video(s): their missing frames were left as empty slots \
              (use --strict to make this an error)",
-            summary.problems,
-            summary.videos_with_problems,
+            summary.issues.problems(),
+            summary.issues.videos_with_problems(),
             summary.videos
         );
     }
@@ -93,8 +94,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
 /// What a prediction run met.
 struct Summary {
     videos: usize,
-    problems: usize,
-    videos_with_problems: usize,
+    issues: IssueTally,
 }
 
 struct Predict<'a> {
@@ -132,8 +132,7 @@ impl BackendTask for Predict<'_> {
         let progress = bar(videos as u64, "predict");
         let mut summary = Summary {
             videos,
-            problems: 0,
-            videos_with_problems: 0,
+            issues: IssueTally::new(args.strict),
         };
         for_each_chunk(
             videos,
@@ -141,7 +140,10 @@ impl BackendTask for Predict<'_> {
             |chunk| -> Vec<VideoItem> { chunk.par_iter().map(|&i| dataset.item(i)).collect() },
             |items| {
                 for item in &items {
-                    report_issues(item, args.strict, &mut summary, |issue| {
+                    if item.input_ids.is_empty() {
+                        bail!("{}", item.issues.join("; "));
+                    }
+                    summary.issues.record(&item.issues, |issue| {
                         progress.suspend(|| log::warn!("{issue}"))
                     })?;
                 }
@@ -192,28 +194,6 @@ fn check_compatible(
             swin.img_size
         );
     }
-    Ok(())
-}
-
-/// Counts and reports an item's problems (an error with `strict`); a video whose text could not
-/// be encoded is always an error.
-fn report_issues(
-    item: &VideoItem,
-    strict: bool,
-    summary: &mut Summary,
-    mut warn: impl FnMut(&str),
-) -> Result<()> {
-    if item.input_ids.is_empty() {
-        bail!("{}", item.issues.join("; "));
-    }
-    if let Some(issue) = item.issues.first().filter(|_| strict) {
-        bail!("{issue}");
-    }
-    for issue in &item.issues {
-        warn(issue);
-    }
-    summary.problems += item.issues.len();
-    summary.videos_with_problems += usize::from(!item.issues.is_empty());
     Ok(())
 }
 

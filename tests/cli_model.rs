@@ -127,6 +127,19 @@ fn predict(
     )
 }
 
+/// Runs `vidcls export` of `checkpoint` to `output` (with `extra` flags) and expects success.
+fn export(checkpoint: &Path, extra: &[&str], output: &Path) {
+    vidcls()
+        .arg("export")
+        .arg("--checkpoint")
+        .arg(checkpoint)
+        .args(extra)
+        .arg("--output")
+        .arg(output)
+        .assert()
+        .success();
+}
+
 fn bert_dir() -> String {
     pipeline("bert").into_os_string().into_string().unwrap()
 }
@@ -198,14 +211,11 @@ fn predict_strict_names_the_bad_video_and_writes_nothing() {
 fn run_directories_round_trip_through_export() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    vidcls()
-        .arg("export")
-        .arg("--checkpoint")
-        .arg(predict_fixture("classifier.safetensors"))
-        .args(["--bert-dir", &bert_dir(), "--format", "run", "--output"])
-        .arg(&run)
-        .assert()
-        .success();
+    export(
+        &predict_fixture("classifier.safetensors"),
+        &["--bert-dir", &bert_dir(), "--format", "run"],
+        &run,
+    );
     for file in ["config.json", "model.mpk", "tokenizer/vocab.txt"] {
         assert!(run.join(file).is_file(), "{file}");
     }
@@ -228,14 +238,7 @@ fn run_directories_round_trip_through_export() {
     assert_eq!(from_run.1, from_reference.1);
 
     let exported = dir.path().join("exported.safetensors");
-    vidcls()
-        .arg("export")
-        .arg("--checkpoint")
-        .arg(&run)
-        .arg("--output")
-        .arg(&exported)
-        .assert()
-        .success();
+    export(&run, &[], &exported);
     assert_same_tensors(&exported, &predict_fixture("classifier.safetensors"));
 }
 
@@ -243,16 +246,12 @@ fn run_directories_round_trip_through_export() {
 fn export_of_a_reference_checkpoint_reproduces_its_state_dict() {
     let dir = tempfile::tempdir().unwrap();
     let exported = dir.path().join("model.safetensors");
-    vidcls()
-        .arg("export")
-        .arg("--checkpoint")
-        .arg(model_fixture("classifier.pth"))
-        .arg("--bert-dir")
-        .arg(model_fixture("bert_hf_bin"))
-        .arg("--output")
-        .arg(&exported)
-        .assert()
-        .success();
+    let bert = model_fixture("bert_hf_bin");
+    export(
+        &model_fixture("classifier.pth"),
+        &["--bert-dir", bert.to_str().unwrap()],
+        &exported,
+    );
     assert_same_tensors(&exported, &model_fixture("classifier.safetensors"));
 }
 
@@ -377,14 +376,11 @@ fn bad_checkpoints_are_reported() {
     // A run directory whose record does not match its configuration.
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    vidcls()
-        .arg("export")
-        .arg("--checkpoint")
-        .arg(predict_fixture("classifier.safetensors"))
-        .args(["--format", "run", "--output"])
-        .arg(&run)
-        .assert()
-        .success();
+    export(
+        &predict_fixture("classifier.safetensors"),
+        &["--format", "run"],
+        &run,
+    );
     let config = std::fs::read_to_string(run.join("config.json")).unwrap();
     std::fs::write(
         run.join("config.json"),

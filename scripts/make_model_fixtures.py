@@ -39,78 +39,75 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "model"
 
 BATCH, FRAMES, TEXT_LEN = 2, 3, 12
 
-CONFIG = {
-    "encoder": {
-        "swin": {
-            "img_size": 32,
-            "patch_size": 2,
-            "in_channels": 3,
-            "embed_dim": 8,
-            "depths": [2, 2, 2, 2],
-            "num_heads": [1, 2, 2, 4],
-            "window_size": 4,
-            "mlp_ratio": 4.0,
-            "drop_path_rate": 0.1,
-        },
-        "two_stream": {
-            "bert": {
-                "vocab_size": 100,
-                "hidden_size": 32,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "intermediate_size": 64,
-                "max_position_embeddings": 64,
-                "type_vocab_size": 2,
-                "hidden_dropout_prob": 0.1,
-                "attention_probs_dropout_prob": 0.1,
-                "layer_norm_eps": 1e-12,
-                "initializer_range": 0.02,
+def video_model_config(
+    *,
+    img_size: int,
+    patch_size: int,
+    embed_dim: int,
+    depths: list[int],
+    num_heads: list[int],
+    window_size: int,
+    vocab_size: int,
+    hidden_size: int,
+    num_attention_heads: int,
+    intermediate_size: int,
+    max_position_embeddings: int,
+    text_layers: int,
+    visual_layers: int,
+    cross_layers: int,
+    num_classes: int,
+) -> dict:
+    """A vidcls `VideoModelConfig` as JSON, with the reference's other settings (3 channels,
+    MLP ratio 4, stochastic depth 0.1, 2 token types, dropout 0.1, LayerNorm epsilon 1e-12,
+    initializer range 0.02, classifier dropout 0.2)."""
+    return {
+        "encoder": {
+            "swin": {
+                "img_size": img_size,
+                "patch_size": patch_size,
+                "in_channels": 3,
+                "embed_dim": embed_dim,
+                "depths": depths,
+                "num_heads": num_heads,
+                "window_size": window_size,
+                "mlp_ratio": 4.0,
+                "drop_path_rate": 0.1,
             },
-            "text_layers": 2,
-            "visual_layers": 1,
-            "cross_layers": 2,
+            "two_stream": {
+                "bert": {
+                    "vocab_size": vocab_size,
+                    "hidden_size": hidden_size,
+                    "num_hidden_layers": text_layers,
+                    "num_attention_heads": num_attention_heads,
+                    "intermediate_size": intermediate_size,
+                    "max_position_embeddings": max_position_embeddings,
+                    "type_vocab_size": 2,
+                    "hidden_dropout_prob": 0.1,
+                    "attention_probs_dropout_prob": 0.1,
+                    "layer_norm_eps": 1e-12,
+                    "initializer_range": 0.02,
+                },
+                "text_layers": text_layers,
+                "visual_layers": visual_layers,
+                "cross_layers": cross_layers,
+            },
         },
-    },
-    "num_classes": 10,
-    "classifier_dropout": 0.2,
-}
+        "num_classes": num_classes,
+        "classifier_dropout": 0.2,
+    }
 
 
-SEED_CONFIG = {
-    "encoder": {
-        "swin": {
-            "img_size": 224,
-            "patch_size": 4,
-            "in_channels": 3,
-            "embed_dim": 96,
-            "depths": [2, 2, 6, 2],
-            "num_heads": [3, 6, 12, 24],
-            "window_size": 7,
-            "mlp_ratio": 4.0,
-            "drop_path_rate": 0.1,
-        },
-        "two_stream": {
-            "bert": {
-                "vocab_size": 21128,
-                "hidden_size": 768,
-                "num_hidden_layers": 12,
-                "num_attention_heads": 12,
-                "intermediate_size": 3072,
-                "max_position_embeddings": 512,
-                "type_vocab_size": 2,
-                "hidden_dropout_prob": 0.1,
-                "attention_probs_dropout_prob": 0.1,
-                "layer_norm_eps": 1e-12,
-                "initializer_range": 0.02,
-            },
-            "text_layers": 12,
-            "visual_layers": 0,
-            "cross_layers": 5,
-        },
-    },
-    "num_classes": 200,
-    "classifier_dropout": 0.2,
-}
+CONFIG = video_model_config(
+    img_size=32, patch_size=2, embed_dim=8, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4], window_size=4,
+    vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+    text_layers=2, visual_layers=1, cross_layers=2, num_classes=10,
+)
+
+SEED_CONFIG = video_model_config(
+    img_size=224, patch_size=4, embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
+    vocab_size=21128, hidden_size=768, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512,
+    text_layers=12, visual_layers=0, cross_layers=5, num_classes=200,
+)
 
 
 def write_seed_parameters() -> None:
@@ -146,6 +143,23 @@ def randomize(model: torch.nn.Module, generator: torch.Generator) -> None:
                 param.copy_(noise)
             else:
                 param.copy_(noise / param[0].numel() ** 0.5)
+
+
+def model_inputs(config: dict, generator: torch.Generator, batch: int, frames: int, text_len: int) -> dict:
+    """Random inputs of a model of `config`, named as `ref.VideoModel.forward`'s arguments:
+    frames, input_ids, text_mask, frame_mask (the second video's last 4 text positions and last
+    frame slot are padding)."""
+    img = config["encoder"]["swin"]["img_size"]
+    vocab = config["encoder"]["two_stream"]["bert"]["vocab_size"]
+    inputs = {
+        "frames": torch.randn(batch, frames, 3, img, img, generator=generator),
+        "input_ids": torch.randint(0, vocab, (batch, text_len), generator=generator),
+        "text_mask": torch.ones(batch, text_len),
+        "frame_mask": torch.ones(batch, frames),
+    }
+    inputs["text_mask"][1, -4:] = 0.0
+    inputs["frame_mask"][1, -1] = 0.0
+    return inputs
 
 
 def contiguous(state_dict: dict) -> dict:
@@ -235,13 +249,10 @@ def main() -> None:
     randomize(pretrain, generator)
 
     bert_cfg = CONFIG["encoder"]["two_stream"]["bert"]
-    img = CONFIG["encoder"]["swin"]["img_size"]
-    frames = torch.randn(BATCH, FRAMES, 3, img, img, generator=generator)
-    input_ids = torch.randint(0, bert_cfg["vocab_size"], (BATCH, TEXT_LEN), generator=generator)
-    text_mask = torch.ones(BATCH, TEXT_LEN)
-    text_mask[1, -4:] = 0.0
-    frame_mask = torch.ones(BATCH, FRAMES)
-    frame_mask[1, -1] = 0.0
+    inputs = model_inputs(CONFIG, generator, BATCH, FRAMES, TEXT_LEN)
+    frames, input_ids, text_mask, frame_mask = (
+        inputs[name] for name in ("frames", "input_ids", "text_mask", "frame_mask")
+    )
     hidden = bert_cfg["hidden_size"]
     cross_text_in = torch.randn(BATCH, TEXT_LEN, hidden, generator=generator)
     cross_visual_in = torch.randn(BATCH, FRAMES, hidden, generator=generator)
@@ -265,10 +276,7 @@ def main() -> None:
         mlm_logits, itm_logits = pretrain(input_ids, text_mask, frames=frames)
 
     io = {
-        "frames": frames,
-        "input_ids": input_ids,
-        "text_mask": text_mask,
-        "frame_mask": frame_mask,
+        **inputs,
         "swin_features": swin_features,
         "bert_hidden": bert_out.last_hidden_state,
         "bert_pooled": bert_out.pooler_output,

@@ -34,48 +34,18 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_reference as ref  # noqa: E402
 import reference_pipeline as rp  # noqa: E402
-from make_model_fixtures import contiguous, randomize  # noqa: E402
+from make_model_fixtures import contiguous, randomize, video_model_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "tests" / "fixtures" / "pipeline"
 OUT = ROOT / "tests" / "fixtures" / "model" / "predict"
 EXTRACT_FRAMES = 32
 
-CONFIG = {
-    "encoder": {
-        "swin": {
-            "img_size": 224,
-            "patch_size": 16,
-            "in_channels": 3,
-            "embed_dim": 16,
-            "depths": [2, 2],
-            "num_heads": [1, 2],
-            "window_size": 7,
-            "mlp_ratio": 4.0,
-            "drop_path_rate": 0.1,
-        },
-        "two_stream": {
-            "bert": {
-                "vocab_size": 542,
-                "hidden_size": 64,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 1,
-                "intermediate_size": 128,
-                "max_position_embeddings": 388,
-                "type_vocab_size": 2,
-                "hidden_dropout_prob": 0.1,
-                "attention_probs_dropout_prob": 0.1,
-                "layer_norm_eps": 1e-12,
-                "initializer_range": 0.02,
-            },
-            "text_layers": 1,
-            "visual_layers": 0,
-            "cross_layers": 1,
-        },
-    },
-    "num_classes": 200,
-    "classifier_dropout": 0.2,
-}
+CONFIG = video_model_config(
+    img_size=224, patch_size=16, embed_dim=16, depths=[2, 2], num_heads=[1, 2], window_size=7,
+    vocab_size=542, hidden_size=64, num_attention_heads=1, intermediate_size=128, max_position_embeddings=388,
+    text_layers=1, visual_layers=0, cross_layers=1, num_classes=200,
+)
 
 
 def first_frames(frames_dir: Path, video_id: str) -> torch.Tensor | None:

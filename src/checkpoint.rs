@@ -1,4 +1,5 @@
-//! Classifier checkpoints: vidcls run directories and the reference's PyTorch checkpoints.
+//! Model checkpoints: vidcls run directories (classifiers) and the reference's PyTorch
+//! checkpoints (fine-tuned classifiers or pre-training models).
 //!
 //! A run directory holds
 //! - `config.json`: the [`VideoModelConfig`] as JSON;
@@ -10,7 +11,8 @@
 //! Each file is written to a temporary name in the directory and renamed into place, the
 //! configuration last. A reference checkpoint (`.pth` with `model_state_dict`, or a
 //! `.safetensors` state dict with the reference's names) has no configuration: it is read off
-//! the tensors' shapes, with the BERT directory's `config.json` for what shapes cannot tell.
+//! the tensors' shapes, with the BERT directory's `config.json` for what shapes cannot tell. A
+//! reference checkpoint with the pre-training heads and no classifier is a pre-training model.
 
 use std::path::{Path, PathBuf};
 
@@ -18,10 +20,12 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::store::ModuleSnapshot;
 use vidcls_model::loader::{
-    infer_classifier_config, load_reference_weights, reference_tensor_shapes,
+    LoadError, TensorShapes, infer_classifier_config, infer_pretrain_config,
+    is_pretrain_state_dict, load_reference_weights, reference_tensor_shapes,
 };
-use vidcls_model::{BertConfig, VideoClassifier, VideoModelConfig};
+use vidcls_model::{BertConfig, VideoClassifier, VideoModelConfig, VideoPretrainModel};
 
 use crate::output::write_atomically;
 
@@ -51,6 +55,14 @@ pub struct LoadedClassifier<B: Backend> {
     pub tokenizer_dir: Option<PathBuf>,
 }
 
+/// A model read from a checkpoint.
+pub enum LoadedModel<B: Backend> {
+    /// A classifier (run directory or reference checkpoint).
+    Classifier(Box<LoadedClassifier<B>>),
+    /// A pre-training model (reference checkpoint).
+    Pretrain(Box<VideoPretrainModel<B>>),
+}
+
 /// Loads a classifier from a run directory or a reference checkpoint file.
 ///
 /// `bert_dir` is the BERT directory of the model: its tokenizer is the one to use (for a run
@@ -64,13 +76,33 @@ pub fn load_classifier<B: Backend>(
     if path.is_dir() {
         load_run(path, bert_dir, device)
     } else if path.is_file() {
-        load_reference(path, bert_dir, device)
+        ReferenceCheckpoint::read(path, bert_dir)?.classifier(device)
     } else {
         bail!(
             "{}: no such checkpoint file or run directory",
             path.display()
         )
     }
+}
+
+/// Loads a classifier (as [`load_classifier`]) or, from a reference checkpoint with the
+/// pre-training heads and no classifier, a pre-training model.
+pub fn load_model<B: Backend>(
+    path: &Path,
+    bert_dir: Option<&Path>,
+    device: &B::Device,
+) -> Result<LoadedModel<B>> {
+    if path.is_file() {
+        let checkpoint = ReferenceCheckpoint::read(path, bert_dir)?;
+        if is_pretrain_state_dict(&checkpoint.shapes) {
+            let model = checkpoint.pretrain(device)?;
+            return Ok(LoadedModel::Pretrain(Box::new(model)));
+        }
+        let classifier = checkpoint.classifier(device)?;
+        return Ok(LoadedModel::Classifier(Box::new(classifier)));
+    }
+    let classifier = load_classifier(path, bert_dir, device)?;
+    Ok(LoadedModel::Classifier(Box::new(classifier)))
 }
 
 fn load_run<B: Backend>(
@@ -111,28 +143,62 @@ fn load_run<B: Backend>(
     })
 }
 
-fn load_reference<B: Backend>(
-    path: &Path,
-    bert_dir: Option<&Path>,
-    device: &B::Device,
-) -> Result<LoadedClassifier<B>> {
-    let bert_config = match bert_dir.map(|dir| dir.join("config.json")) {
-        Some(file) if file.is_file() => Some(
-            BertConfig::load_hf(&file)
-                .with_context(|| format!("{}: not a BERT configuration", file.display()))?,
-        ),
-        _ => None,
-    };
-    let shapes = reference_tensor_shapes(path)?;
-    let config = infer_classifier_config(&shapes, bert_config.as_ref())
-        .with_context(|| format!("{}", path.display()))?;
-    let mut model = config.init_classifier::<B>(device);
-    load_reference_weights(&mut model, path).with_context(|| format!("{}", path.display()))?;
-    Ok(LoadedClassifier {
-        config,
-        model,
-        tokenizer_dir: bert_dir.map(Path::to_path_buf),
-    })
+/// A reference checkpoint file, its tensor shapes read, its weights not yet.
+struct ReferenceCheckpoint<'a> {
+    path: &'a Path,
+    bert_dir: Option<&'a Path>,
+    bert_config: Option<BertConfig>,
+    shapes: TensorShapes,
+}
+
+impl<'a> ReferenceCheckpoint<'a> {
+    fn read(path: &'a Path, bert_dir: Option<&'a Path>) -> Result<Self> {
+        let bert_config = match bert_dir.map(|dir| dir.join("config.json")) {
+            Some(file) if file.is_file() => Some(
+                BertConfig::load_hf(&file)
+                    .with_context(|| format!("{}: not a BERT configuration", file.display()))?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            path,
+            bert_dir,
+            bert_config,
+            shapes: reference_tensor_shapes(path)?,
+        })
+    }
+
+    fn classifier<B: Backend>(self, device: &B::Device) -> Result<LoadedClassifier<B>> {
+        let (config, model) = self.load(infer_classifier_config, |config| {
+            config.init_classifier::<B>(device)
+        })?;
+        Ok(LoadedClassifier {
+            config,
+            model,
+            tokenizer_dir: self.bert_dir.map(Path::to_path_buf),
+        })
+    }
+
+    fn pretrain<B: Backend>(self, device: &B::Device) -> Result<VideoPretrainModel<B>> {
+        let (_, model) = self.load(infer_pretrain_config, |config| {
+            config.init_pretrain::<B>(device)
+        })?;
+        Ok(model)
+    }
+
+    /// The configuration (read off the tensors by `infer`) and the loaded weights of the model
+    /// that `init` builds from it.
+    fn load<B: Backend, M: ModuleSnapshot<B>>(
+        &self,
+        infer: fn(&TensorShapes, Option<&BertConfig>) -> Result<VideoModelConfig, LoadError>,
+        init: impl FnOnce(&VideoModelConfig) -> M,
+    ) -> Result<(VideoModelConfig, M)> {
+        let context = || self.path.display().to_string();
+        let config = infer(&self.shapes, self.bert_config.as_ref()).with_context(context)?;
+        let mut model = init(&config);
+        load_reference_weights(&mut model, self.path).with_context(context)?;
+        Ok((config, model))
+    }
 }
 
 /// Writes a run directory (created if needed; files already there are replaced).

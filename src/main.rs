@@ -40,7 +40,8 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Extract Swin features of the frames of every video into a features zip.
     ExtractFeatures(commands::extract_features::ExtractFeaturesArgs),
-    /// Write a classifier checkpoint as reference safetensors or as a vidcls run directory.
+    /// Write a checkpoint (classifier or pre-training model) as reference safetensors, or a
+    /// classifier as a vidcls run directory.
     Export(commands::export::ExportArgs),
 }
 

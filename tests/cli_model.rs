@@ -1,17 +1,25 @@
 //! End-to-end tests of the model subcommands: `predict`, `extract-features`, `export`,
 //! `bench infer`, against the PyTorch reference's outputs (`tests/fixtures/model/predict/`,
-//! written by `scripts/make_predict_fixtures.py` on the videos of `tests/fixtures/pipeline/`).
+//! written by `scripts/make_predict_fixtures.py` on the videos of `tests/fixtures/pipeline/`),
+//! and the round trip of vidcls's exports through the PyTorch reference
+//! (`tests/fixtures/model/export/`, written by `scripts/make_export_fixtures.py`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use burn::backend::Flex;
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::store::{ModuleStore, SafetensorsStore};
-use burn::tensor::TensorData;
 use serde_json::Value;
 use vidcls_datasets::annotations::read_annotations;
 use vidcls_datasets::features::FeatureReader;
 use vidcls_datasets::taxonomy::Taxonomy;
+use vidcls_model::loader::{
+    infer_pretrain_config, load_reference_weights, reference_tensor_shapes,
+};
+use vidcls_model::{BertConfig, VideoModelConfig, VisualInput};
 
 /// Largest absolute difference tolerated between our logits and the reference's.
 const LOGIT_TOLERANCE: f32 = 1e-4;
@@ -36,6 +44,10 @@ fn model_fixture(name: &str) -> PathBuf {
 
 fn predict_fixture(name: &str) -> PathBuf {
     fixtures().join("model/predict").join(name)
+}
+
+fn export_fixture(name: &str) -> PathBuf {
+    fixtures().join("model/export").join(name)
 }
 
 fn video_ids() -> Vec<String> {
@@ -70,9 +82,16 @@ fn read_safetensors(path: &Path) -> BTreeMap<String, TensorData> {
 
 fn assert_same_tensors(ours: &Path, theirs: &Path) {
     let (ours, theirs) = (read_safetensors(ours), read_safetensors(theirs));
-    assert_eq!(
-        ours.keys().collect::<Vec<_>>(),
-        theirs.keys().collect::<Vec<_>>()
+    let only_in = |a: &BTreeMap<String, TensorData>, b: &BTreeMap<String, TensorData>| {
+        a.keys()
+            .filter(|name| !b.contains_key(*name))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (only_ours, only_theirs) = (only_in(&ours, &theirs), only_in(&theirs, &ours));
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "tensors only in ours: {only_ours:?}, only in theirs: {only_theirs:?}"
     );
     for (name, expected) in &theirs {
         let actual = &ours[name];
@@ -127,17 +146,32 @@ fn predict(
     )
 }
 
-/// Runs `vidcls export` of `checkpoint` to `output` (with `extra` flags) and expects success.
-fn export(checkpoint: &Path, extra: &[&str], output: &Path) {
-    vidcls()
+/// `vidcls export` of `checkpoint` to `output`, with `extra` flags.
+fn export_command(checkpoint: &Path, extra: &[&str], output: &Path) -> Command {
+    let mut command = vidcls();
+    command
         .arg("export")
         .arg("--checkpoint")
         .arg(checkpoint)
         .args(extra)
         .arg("--output")
-        .arg(output)
-        .assert()
-        .success();
+        .arg(output);
+    command
+}
+
+/// Runs `vidcls export` of `checkpoint` to `output` (with `extra` flags) and expects success.
+fn export(checkpoint: &Path, extra: &[&str], output: &Path) {
+    export_command(checkpoint, extra, output).assert().success();
+}
+
+/// Exports `checkpoint` (with `extra` flags) to safetensors and checks that the result has the
+/// tensors of `expected` (names, dtypes, shapes, bytes); returns the exported file's bytes.
+fn assert_exports_tensors_of(checkpoint: &Path, extra: &[&str], expected: &Path) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("exported.safetensors");
+    export(checkpoint, extra, &exported);
+    assert_same_tensors(&exported, expected);
+    std::fs::read(&exported).unwrap()
 }
 
 fn bert_dir() -> String {
@@ -237,22 +271,131 @@ fn run_directories_round_trip_through_export() {
     assert_eq!(from_run.0, from_reference.0);
     assert_eq!(from_run.1, from_reference.1);
 
-    let exported = dir.path().join("exported.safetensors");
-    export(&run, &[], &exported);
-    assert_same_tensors(&exported, &predict_fixture("classifier.safetensors"));
+    assert_exports_tensors_of(&run, &[], &predict_fixture("classifier.safetensors"));
 }
 
 #[test]
 fn export_of_a_reference_checkpoint_reproduces_its_state_dict() {
-    let dir = tempfile::tempdir().unwrap();
-    let exported = dir.path().join("model.safetensors");
     let bert = model_fixture("bert_hf_bin");
-    export(
+    let bert = ["--bert-dir", bert.to_str().unwrap()];
+    assert_exports_tensors_of(
         &model_fixture("classifier.pth"),
-        &["--bert-dir", bert.to_str().unwrap()],
-        &exported,
+        &bert,
+        &model_fixture("classifier.safetensors"),
     );
-    assert_same_tensors(&exported, &model_fixture("classifier.safetensors"));
+    // The pre-training model, the unused next-sentence head included.
+    assert_exports_tensors_of(
+        &model_fixture("pretrain.safetensors"),
+        &bert,
+        &model_fixture("pretrain.safetensors"),
+    );
+}
+
+/// The inputs and the PyTorch reference's outputs of the export round trip (`io.safetensors`).
+struct ExportIo(BTreeMap<String, TensorData>);
+
+impl ExportIo {
+    fn open() -> Self {
+        Self(read_safetensors(&export_fixture("io.safetensors")))
+    }
+
+    fn float<const D: usize>(&self, name: &str) -> Tensor<Flex, D> {
+        Tensor::from_data(self.0[name].clone().convert::<f32>(), &Default::default())
+    }
+
+    fn int<const D: usize>(&self, name: &str) -> Tensor<Flex, D, Int> {
+        Tensor::from_data(self.0[name].clone().convert::<i32>(), &Default::default())
+    }
+
+    /// Checks our `output` against the reference's output `name`.
+    fn assert_close<const D: usize>(&self, name: &str, output: Tensor<Flex, D>) {
+        let (ours, theirs) = (output.into_data(), &self.0[name]);
+        assert_eq!(ours.shape, theirs.shape, "{name}");
+        let difference = max_difference(
+            &[ours.to_vec::<f32>().unwrap()],
+            &[theirs.to_vec::<f32>().unwrap()],
+        );
+        println!("{name}: max abs difference {difference:.2e}");
+        assert!(difference <= LOGIT_TOLERANCE, "{name}: {difference}");
+    }
+}
+
+/// `vidcls export` of `checkpoint` is byte-identical to the export that
+/// `scripts/make_export_fixtures.py` loaded into the PyTorch reference with `strict=True`
+/// (checked tensor by tensor first, for a readable failure).
+fn assert_exports_fixture(checkpoint: &Path, extra: &[&str], fixture: &str) {
+    let expected = export_fixture(fixture);
+    let exported = assert_exports_tensors_of(checkpoint, extra, &expected);
+    assert!(
+        exported == std::fs::read(&expected).unwrap(),
+        "the export of {} is not byte-identical to {fixture}",
+        checkpoint.display()
+    );
+}
+
+#[test]
+fn a_vidcls_classifier_exported_into_pytorch_gives_the_same_logits() {
+    // A run directory of vidcls's own random classifier: its export is the file the reference
+    // loaded strictly...
+    let run = export_fixture("classifier");
+    assert_exports_fixture(&run, &[], "classifier.safetensors");
+
+    // ...and the classifier gives the reference's logits.
+    let device = Default::default();
+    let config = VideoModelConfig::load(run.join("config.json")).unwrap();
+    let model = config
+        .init_classifier::<Flex>(&device)
+        .load_file(
+            run.join("model"),
+            &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+            &device,
+        )
+        .unwrap();
+    let io = ExportIo::open();
+    let logits = model.forward(
+        io.int("input_ids"),
+        io.float("text_mask"),
+        VisualInput::Frames(io.float("frames")),
+        Some(io.float("frame_mask")),
+    );
+    io.assert_close("classifier_logits", logits);
+}
+
+#[test]
+fn a_vidcls_pretrain_model_exported_into_pytorch_gives_the_same_logits_and_comes_back() {
+    // vidcls's own random pre-training model, as vidcls exported it and the reference loaded
+    // it strictly: exporting it again, or the reference's checkpoint of it, gives the same file.
+    let bert_dir = export_fixture("bert");
+    let bert = ["--bert-dir", bert_dir.to_str().unwrap()];
+    let exported = export_fixture("pretrain.safetensors");
+    for checkpoint in [exported.clone(), export_fixture("pretrain.pth")] {
+        assert_exports_fixture(&checkpoint, &bert, "pretrain.safetensors");
+    }
+
+    // It gives the reference's MLM and ITM logits.
+    let bert_config = BertConfig::load_hf(bert_dir.join("config.json")).unwrap();
+    let shapes = reference_tensor_shapes(&exported).unwrap();
+    let config = infer_pretrain_config(&shapes, Some(&bert_config)).unwrap();
+    let mut model = config.init_pretrain::<Flex>(&Default::default());
+    load_reference_weights(&mut model, &exported).unwrap();
+    let io = ExportIo::open();
+    let output = model.forward(
+        io.int("input_ids"),
+        io.float("text_mask"),
+        VisualInput::Frames(io.float("frames")),
+        None,
+    );
+    io.assert_close("mlm_logits", output.mlm_logits);
+    io.assert_close("itm_logits", output.itm_logits);
+
+    // Run directories hold classifiers only.
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = bert.to_vec();
+    run.extend(["--format", "run"]);
+    export_command(&exported, &run, &dir.path().join("run"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("pre-training checkpoint"));
 }
 
 #[test]

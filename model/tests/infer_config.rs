@@ -8,8 +8,9 @@ use burn::config::Config;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use vidcls_model::loader::{
-    LoadError, TensorShapes, infer_classifier_config, infer_swin_config, load_official_swin,
-    load_official_swin_backbone, official_swin_tensor_shapes, reference_tensor_shapes,
+    LoadError, TensorShapes, infer_classifier_config, infer_pretrain_config, infer_swin_config,
+    is_pretrain_state_dict, load_official_swin, load_official_swin_backbone,
+    official_swin_tensor_shapes, reference_tensor_shapes,
 };
 use vidcls_model::{BertConfig, VideoModelConfig};
 
@@ -37,6 +38,21 @@ fn fixture_checkpoints_give_the_fixture_config() {
         let shapes = reference_tensor_shapes(fixture(name)).unwrap();
         let config = infer_classifier_config(&shapes, Some(&fixture_bert())).unwrap();
         assert_eq!(json(&config), json(&fixture_config()), "{name}");
+    }
+}
+
+#[test]
+fn pretraining_checkpoints_give_the_fixture_encoder_config() {
+    let shapes = reference_tensor_shapes(fixture("pretrain.safetensors")).unwrap();
+    assert!(is_pretrain_state_dict(&shapes));
+    let config = infer_pretrain_config(&shapes, Some(&fixture_bert())).unwrap();
+    assert_eq!(json(&config.encoder), json(&fixture_config().encoder));
+
+    let classifier = reference_tensor_shapes(fixture("classifier.safetensors")).unwrap();
+    assert!(!is_pretrain_state_dict(&classifier));
+    match infer_pretrain_config(&classifier, Some(&fixture_bert())) {
+        Err(LoadError::Config(message)) => assert!(message.contains("newfc_itm_cls.weight")),
+        other => panic!("expected a configuration error, got {other:?}"),
     }
 }
 

@@ -56,15 +56,44 @@ fn classifier_export_reproduces_the_reference_state_dict() {
 }
 
 #[test]
-fn pretrain_export_reproduces_the_reference_state_dict_but_the_unused_head() {
+fn pretrain_export_reproduces_the_reference_state_dict() {
     let mut model = fixture_config().init_pretrain::<TestBackend>(&Default::default());
     load_reference_weights(&mut model, fixture("pretrain.safetensors")).expect("weights load");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pretrain.safetensors");
     save_pretrain_safetensors(&model, &path).expect("export succeeds");
-    let mut reference = read_safetensors(&fixture("pretrain.safetensors"));
-    reference.retain(|name, _| !name.starts_with("encoder.cls.seq_relationship."));
-    assert_same_state_dict(&read_safetensors(&path), &reference);
+    assert_same_state_dict(
+        &read_safetensors(&path),
+        &read_safetensors(&fixture("pretrain.safetensors")),
+    );
+}
+
+#[test]
+fn pretrain_state_dicts_without_the_next_sentence_head_load_strictly() {
+    let bytes = std::fs::read(fixture("pretrain.safetensors")).unwrap();
+    let reference = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let without_head: Vec<_> = reference
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("encoder.cls.seq_relationship."))
+        .collect();
+    assert_eq!(without_head.len() + 2, reference.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pretrain.safetensors");
+    safetensors::serialize_to_file(without_head, None, &path).unwrap();
+
+    let mut model = fixture_config().init_pretrain::<TestBackend>(&Default::default());
+    let initial = model.nsp_head.weight.val();
+    let result = load_reference_weights(&mut model, &path).expect("weights load");
+    let missing: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert_eq!(missing, ["nsp_head.bias", "nsp_head.weight"]);
+    initial
+        .into_data()
+        .assert_eq(&model.nsp_head.weight.val().into_data(), true);
 }
 
 #[test]
@@ -94,13 +123,14 @@ fn official_swin_checkpoint_loads_into_the_backbone() {
 }
 
 #[test]
-fn hf_bert_bin_with_prefix_and_gamma_beta_loads_encoder_and_mlm_head() {
+fn hf_bert_bin_with_prefix_and_gamma_beta_loads_encoder_and_pretraining_heads() {
     let mut model = fixture_config().init_pretrain::<TestBackend>(&Default::default());
     let result = load_hf_bert(&mut model, fixture("bert_hf_bin")).expect("HF BERT loads");
     for name in [
         "mlm_head.dense.weight",
         "mlm_head.layer_norm.gamma",
         "mlm_head.bias",
+        "nsp_head.weight",
     ] {
         assert!(
             result.applied.iter().any(|applied| applied == name),
@@ -202,7 +232,7 @@ fn reference_parameter_shapes<M: ModuleSnapshot<TestBackend>>(
 #[test]
 fn seed_models_have_the_reference_parameters() {
     let json = std::fs::read_to_string(fixture("seed_parameters.json")).unwrap();
-    let mut reference: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
+    let reference: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
         serde_json::from_str(&json).unwrap();
     let config = VideoModelConfig::seed();
     let device = Default::default();
@@ -215,7 +245,5 @@ fn seed_models_have_the_reference_parameters() {
     drop(classifier);
 
     let pretrain = config.init_pretrain::<TestBackend>(&device);
-    let expected = reference.get_mut("pretrain").unwrap();
-    expected.retain(|name, _| !name.starts_with("encoder.cls.seq_relationship."));
-    assert_eq!(reference_parameter_shapes(&pretrain), *expected);
+    assert_eq!(reference_parameter_shapes(&pretrain), reference["pretrain"]);
 }

@@ -1,14 +1,16 @@
-//! `vidcls export`: a classifier checkpoint as a safetensors state dict with the reference's
-//! names (loadable by the PyTorch reference), or as a vidcls run directory.
+//! `vidcls export`: a checkpoint as a safetensors state dict with the reference's names
+//! (loadable by the PyTorch reference with `strict=True`): a classifier (run directory or
+//! reference checkpoint) or a pre-training model (reference checkpoint); or a classifier as a
+//! vidcls run directory.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
-use vidcls_model::loader::save_classifier_safetensors;
+use vidcls_model::loader::{save_classifier_safetensors, save_pretrain_safetensors};
 
-use crate::checkpoint::{LoadedClassifier, load_classifier, save_run};
+use crate::checkpoint::{LoadedClassifier, LoadedModel, load_model, save_run};
 use crate::device::{BackendTask, DeviceKind, run_on};
 use crate::output::PendingFile;
 
@@ -17,14 +19,15 @@ use crate::output::PendingFile;
 pub enum ExportFormat {
     /// A safetensors state dict with the reference's names (Swin buffers included).
     Safetensors,
-    /// A vidcls run directory (configuration, Burn record, tokenizer if known).
+    /// A vidcls run directory (configuration, Burn record, tokenizer if known); classifiers only.
     Run,
 }
 
 /// Arguments of `vidcls export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Classifier checkpoint: a vidcls run directory or a reference checkpoint.
+    /// Checkpoint: a vidcls run directory, or a reference checkpoint of a fine-tuned classifier
+    /// or of a pre-training model.
     #[arg(long, value_name = "PATH")]
     pub checkpoint: PathBuf,
     /// BERT directory of the model: its `config.json` gives the attention heads of a reference
@@ -55,21 +58,36 @@ impl BackendTask for Export<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<()> {
         let args = self.args;
-        let LoadedClassifier {
-            config,
-            model,
-            tokenizer_dir,
-        } = load_classifier::<B>(&args.checkpoint, args.bert_dir.as_deref(), &device)?;
+        let model = load_model::<B>(&args.checkpoint, args.bert_dir.as_deref(), &device)?;
         match args.format {
             ExportFormat::Safetensors => {
                 if args.output.is_dir() {
                     bail!("{} is a directory", args.output.display());
                 }
                 let pending = PendingFile::create(&args.output)?;
-                save_classifier_safetensors(&model, pending.temp_path())?;
+                match model {
+                    LoadedModel::Classifier(loaded) => {
+                        save_classifier_safetensors(&loaded.model, pending.temp_path())?
+                    }
+                    LoadedModel::Pretrain(model) => {
+                        save_pretrain_safetensors(&model, pending.temp_path())?
+                    }
+                }
                 pending.commit(true)
             }
             ExportFormat::Run => {
+                let LoadedModel::Classifier(loaded) = model else {
+                    bail!(
+                        "{} is a pre-training checkpoint: run directories hold classifiers only \
+                         (export it with --format safetensors)",
+                        args.checkpoint.display()
+                    );
+                };
+                let LoadedClassifier {
+                    config,
+                    model,
+                    tokenizer_dir,
+                } = *loaded;
                 if args.output.exists() && !args.output.is_dir() {
                     bail!("{} exists and is not a directory", args.output.display());
                 }

@@ -23,9 +23,10 @@ pub fn save_classifier_safetensors<B: Backend>(
 }
 
 /// Writes a [`VideoPretrainModel`] as a safetensors state dict with the reference's names,
-/// including the Swin buffers and the tied MLM decoder (`encoder.cls.predictions.decoder.weight`
-/// = word embeddings, `.bias` = MLM bias). The reference's unused `seq_relationship` head is
-/// not written.
+/// including the Swin buffers, the tied MLM decoder (`encoder.cls.predictions.decoder.weight`
+/// = word embeddings, `.bias` = MLM bias) and the unused next-sentence head
+/// (`encoder.cls.seq_relationship.*`), loadable by the reference with
+/// `load_state_dict(strict=True)`.
 pub fn save_pretrain_safetensors<B: Backend>(
     model: &VideoPretrainModel<B>,
     path: impl AsRef<Path>,

@@ -214,6 +214,18 @@ fn patch_side(config: &SwinConfig) -> usize {
     config.img_size / config.patch_size
 }
 
+/// The classifier head's weight in a reference state dict.
+const CLASSIFIER_WEIGHT: &str = "classifier.weight";
+/// The image-text matching head's weight in a reference pre-training state dict.
+const ITM_HEAD_WEIGHT: &str = "newfc_itm_cls.weight";
+
+/// Whether a reference state dict holds a pre-training model
+/// ([`VideoPretrainModel`](crate::VideoPretrainModel)): it has the image-text matching head
+/// (`newfc_itm_cls.*`) and no classifier.
+pub fn is_pretrain_state_dict(shapes: &TensorShapes) -> bool {
+    shapes.contains_key(ITM_HEAD_WEIGHT) && !shapes.contains_key(CLASSIFIER_WEIGHT)
+}
+
 /// The configuration of the [`VideoClassifier`](crate::VideoClassifier) whose reference state
 /// dict has these tensors.
 ///
@@ -225,6 +237,37 @@ pub fn infer_classifier_config(
     shapes: &TensorShapes,
     bert: Option<&BertConfig>,
 ) -> Result<VideoModelConfig, LoadError> {
+    let encoder = infer_encoder_config(shapes, bert)?;
+    let num_classes = Shapes(shapes).get(CLASSIFIER_WEIGHT, 2).map_err(|_| {
+        LoadError::Config(format!(
+            "no tensor {CLASSIFIER_WEIGHT}: not a fine-tuned classifier (a pre-training checkpoint?)"
+        ))
+    })?[0];
+    Ok(VideoModelConfig::new(encoder).with_num_classes(num_classes))
+}
+
+/// The configuration of the [`VideoPretrainModel`](crate::VideoPretrainModel) whose reference
+/// state dict has these tensors (`bert` as for [`infer_classifier_config`]). Its `num_classes`
+/// is the default: the pre-training model has no classifier.
+pub fn infer_pretrain_config(
+    shapes: &TensorShapes,
+    bert: Option<&BertConfig>,
+) -> Result<VideoModelConfig, LoadError> {
+    let encoder = infer_encoder_config(shapes, bert)?;
+    if !is_pretrain_state_dict(shapes) {
+        return Err(LoadError::Config(format!(
+            "not a pre-training model, which has {ITM_HEAD_WEIGHT} and no {CLASSIFIER_WEIGHT}"
+        )));
+    }
+    Ok(VideoModelConfig::new(encoder))
+}
+
+/// The configuration of the visual backbone and the two-stream encoder whose reference tensors
+/// these are (see [`infer_classifier_config`] for `bert`).
+fn infer_encoder_config(
+    shapes: &TensorShapes,
+    bert: Option<&BertConfig>,
+) -> Result<VideoTextEncoderConfig, LoadError> {
     let swin = infer_swin_config(shapes, "visual_backbone.")?;
     let shapes = Shapes(shapes);
     let prefix = "encoder.bert.";
@@ -247,12 +290,6 @@ pub fn infer_classifier_config(
         format!("{prefix}encoder.x_layers.0.lang_inter.dense.weight")
     };
     let intermediate_size = shapes.get(&intermediate_name, 2)?[0];
-    let num_classes = shapes.get("classifier.weight", 2).map_err(|_| {
-        LoadError::Config(
-            "no tensor classifier.weight: not a fine-tuned classifier (a pre-training checkpoint?)"
-                .into(),
-        )
-    })?[0];
     let video_dense = shapes.get("video_dense.weight", 2)?;
     if video_dense[1] != swin.num_features() {
         return Err(LoadError::Config(format!(
@@ -294,8 +331,5 @@ pub fn infer_classifier_config(
     .with_layer_norm_eps(settings.layer_norm_eps)
     .with_initializer_range(settings.initializer_range);
     let two_stream = TwoStreamEncoderConfig::new(bert, text_layers, visual_layers, cross_layers);
-    Ok(
-        VideoModelConfig::new(VideoTextEncoderConfig::new(swin, two_stream))
-            .with_num_classes(num_classes),
-    )
+    Ok(VideoTextEncoderConfig::new(swin, two_stream))
 }

@@ -13,11 +13,14 @@
 //! Reference tensors that are not parameters here are ignored on import and, where the
 //! reference's strict loading needs them, regenerated on export: the Swin buffers
 //! `relative_position_index` and `attn_mask`, the tied MLM decoder
-//! (`encoder.cls.predictions.decoder.*`); `encoder.cls.seq_relationship.*` (unused by the
-//! reference), `embeddings.position_ids` and the Swin classification `head.*` are dropped.
+//! (`encoder.cls.predictions.decoder.*`); `embeddings.position_ids` and the Swin classification
+//! `head.*` are dropped. The reference's unused next-sentence head
+//! (`encoder.cls.seq_relationship.*`) is a parameter of the pre-training model, so that its
+//! exports load strictly; a pre-training checkpoint without it still loads (the head then keeps
+//! its initial values).
 //!
 //! The configuration of a reference checkpoint is read off its tensor names and shapes
-//! ([`infer_classifier_config`], [`infer_swin_config`]).
+//! ([`infer_classifier_config`], [`infer_pretrain_config`], [`infer_swin_config`]).
 
 mod export;
 mod infer;
@@ -25,8 +28,8 @@ mod names;
 
 pub use export::{save_classifier_safetensors, save_pretrain_safetensors};
 pub use infer::{
-    TensorShapes, infer_classifier_config, infer_swin_config, official_swin_tensor_shapes,
-    reference_tensor_shapes,
+    TensorShapes, infer_classifier_config, infer_pretrain_config, infer_swin_config,
+    is_pretrain_state_dict, official_swin_tensor_shapes, reference_tensor_shapes,
 };
 pub use names::{BURN_TO_REFERENCE, REFERENCE_TO_BURN};
 
@@ -39,7 +42,7 @@ use burn_store::{
     PytorchStoreError, SafetensorsStore, SafetensorsStoreError,
 };
 
-use names::{HF_BERT_TO_REFERENCE, is_ignored, remapper};
+use names::{HF_BERT_TO_REFERENCE, is_ignored, is_optional, remapper};
 
 use crate::swin::SwinTransformer;
 
@@ -99,9 +102,11 @@ impl Expectation<'_> {
             .iter()
             .map(|(path, _)| path.clone())
             .filter(|path| {
-                self.required_prefixes
-                    .iter()
-                    .any(|prefix| path.starts_with(prefix))
+                !is_optional(path)
+                    && self
+                        .required_prefixes
+                        .iter()
+                        .any(|prefix| path.starts_with(prefix))
             })
             .collect();
         if !missing.is_empty() {
@@ -179,8 +184,9 @@ fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
 /// or a [`VideoPretrainModel`](crate::VideoPretrainModel).
 ///
 /// `path` is either a `.safetensors` file or a reference checkpoint (`.pth`/`.pt`/`.bin`) whose
-/// `model_state_dict` entry is the state dict. Every parameter must be found, and every tensor
-/// used (besides the ignored ones, see the module documentation).
+/// `model_state_dict` entry is the state dict. Every parameter must be found (but the
+/// pre-training model's unused next-sentence head), and every tensor used (besides the ignored
+/// ones, see the module documentation).
 pub fn load_reference_weights<B: Backend, M: ModuleSnapshot<B>>(
     model: &mut M,
     path: impl AsRef<Path>,
@@ -213,8 +219,8 @@ pub fn load_reference_weights_partial<B: Backend, M: ModuleSnapshot<B>>(
 /// Loads a HuggingFace BERT directory (`model.safetensors` or `pytorch_model.bin`, names with
 /// or without the `bert.` prefix, LayerNorm as `weight`/`bias` or `gamma`/`beta`) into the text
 /// embeddings, text layers and pooler of a [`VideoClassifier`](crate::VideoClassifier) or a
-/// [`VideoPretrainModel`](crate::VideoPretrainModel), and into its MLM head if it has one and
-/// the checkpoint has `cls.predictions.*`.
+/// [`VideoPretrainModel`](crate::VideoPretrainModel), and into its MLM and next-sentence heads
+/// if it has them and the checkpoint has `cls.predictions.*` and `cls.seq_relationship.*`.
 ///
 /// Every embedding, text layer and pooler parameter must be found; the checkpoint may have more
 /// layers than the model.

@@ -57,6 +57,7 @@ pub const REFERENCE_TO_BURN: &[(&str, &str)] = &[
     // Pre-training heads.
     (r"^encoder\.cls\.predictions\.transform\.", "mlm_head."),
     (r"^encoder\.cls\.predictions\.bias$", "mlm_head.bias"),
+    (r"^encoder\.cls\.seq_relationship\.", "nsp_head."),
     (r"^newfc_itm_cls\.", "itm_head."),
     (r"\.LayerNorm\.", ".layer_norm."),
 ];
@@ -113,6 +114,7 @@ pub const BURN_TO_REFERENCE: &[(&str, &str)] = &[
     (r"\.visual_feed_forward\.output\.", ".visn_output."),
     (r"^mlm_head\.bias$", "encoder.cls.predictions.bias"),
     (r"^mlm_head\.", "encoder.cls.predictions.transform."),
+    (r"^nsp_head\.", "encoder.cls.seq_relationship."),
     (r"^itm_head\.", "newfc_itm_cls."),
     (r"\.layer_norm\.", ".LayerNorm."),
 ];
@@ -141,9 +143,15 @@ pub(super) fn is_ignored(name: &str) -> bool {
     .any(|suffix| name.ends_with(suffix))
         || [
             "encoder.cls.predictions.decoder.",
-            "encoder.cls.seq_relationship.",
             "encoder.visual_backbone.head.",
         ]
         .iter()
         .any(|prefix| name.starts_with(prefix))
+}
+
+/// Whether a parameter (Burn path) may be absent from a reference checkpoint, keeping its initial
+/// values: the pre-training model's next-sentence head, which no forward pass uses (pre-training
+/// state dicts written without it, e.g. by earlier vidcls versions, still load).
+pub(super) fn is_optional(path: &str) -> bool {
+    path.starts_with("nsp_head.")
 }

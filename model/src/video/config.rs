@@ -2,7 +2,7 @@ use burn::nn::{DropoutConfig, LinearConfig};
 use burn::prelude::*;
 
 use super::{MlmHeadConfig, VideoClassifier, VideoPretrainModel, VideoTextEncoderConfig};
-use crate::bert::BertConfig;
+use crate::bert::{BertConfig, bert_linear};
 use crate::cross_modality::TwoStreamEncoderConfig;
 use crate::swin::SwinConfig;
 
@@ -60,6 +60,7 @@ impl VideoModelConfig {
                 .with_initializer_range(bert.initializer_range)
                 .init(device),
             itm_head: LinearConfig::new(bert.hidden_size, 1).init(device),
+            nsp_head: bert_linear(bert.hidden_size, 2, bert.initializer_range, device),
         }
     }
 }

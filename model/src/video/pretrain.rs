@@ -14,6 +14,8 @@ pub struct PretrainOutput<B: Backend> {
 
 /// The pre-training model: [`VideoTextEncoder`] with an MLM head on the text states (decoder
 /// tied to the word embeddings) and an image-text matching head on the pooled output.
+///
+/// It also holds the reference's next-sentence head (`nsp_head`), which no forward pass uses.
 #[derive(Module, Debug)]
 pub struct VideoPretrainModel<B: Backend> {
     /// Backbone, projection and two-stream encoder.
@@ -22,6 +24,12 @@ pub struct VideoPretrainModel<B: Backend> {
     pub mlm_head: MlmHead<B>,
     /// Image-text matching head `hidden -> 1`.
     pub itm_head: Linear<B>,
+    /// Next-sentence head `hidden -> 2` (`BertForPreTraining`'s `cls.seq_relationship`). The
+    /// reference's pre-training model has it, and so do its checkpoints, but neither its forward
+    /// pass nor [`forward`](Self::forward) uses it. Kept so that checkpoints round-trip: imported
+    /// when a checkpoint has it (a reference checkpoint or a HuggingFace BERT), left as
+    /// initialised otherwise, and exported under the reference's name.
+    pub nsp_head: Linear<B>,
 }
 
 impl<B: Backend> VideoPretrainModel<B> {

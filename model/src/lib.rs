@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod cross_modality;
+pub mod kernels;
 pub mod loader;
 pub mod swin;
 pub mod video;

@@ -1,6 +1,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+
+use crate::kernels;
 
 use super::bert_linear;
 
@@ -96,45 +97,16 @@ impl<B: Backend> MultiHeadAttention<B> {
         context: Tensor<B, 3>,
         mask: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
-        let [batch, query_len, hidden_size] = hidden.dims();
+        let [_, _, hidden_size] = hidden.dims();
         let head_dim = hidden_size / self.num_heads;
-        let split_heads = |states: Tensor<B, 3>| -> Tensor<B, 4> {
-            let [_, len, _] = states.dims();
-            states
-                .reshape([batch, len, self.num_heads, head_dim])
-                .swap_dims(1, 2)
+        let input = kernels::AttentionInput {
+            query: kernels::linear(&self.query, hidden),
+            key: kernels::linear(&self.key, context.clone()),
+            value: kernels::linear(&self.value, context),
+            heads: self.num_heads,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            bias: mask,
         };
-        let query = split_heads(self.query.forward(hidden));
-        let key = split_heads(self.key.forward(context.clone()));
-        let value = split_heads(self.value.forward(context));
-
-        let scores = query
-            .matmul(key.swap_dims(2, 3))
-            .div_scalar((head_dim as f64).sqrt());
-        let scores = match mask {
-            Some(mask) => {
-                let shape = scores.dims();
-                scores + repeat_to(mask, shape)
-            }
-            None => scores,
-        };
-        let probs = self.dropout.forward(softmax(scores, 3));
-        probs
-            .matmul(value)
-            .swap_dims(1, 2)
-            .reshape([batch, query_len, hidden_size])
+        kernels::attention(input, Some(&self.dropout))
     }
-}
-
-/// `mask` repeated along its size-1 dimensions to `shape`: on CPU backends, adding a tensor of
-/// the same shape is much faster than broadcasting over several dimensions.
-fn repeat_to<B: Backend>(mask: Tensor<B, 4>, shape: [usize; 4]) -> Tensor<B, 4> {
-    let dims = mask.dims();
-    (0..4).fold(mask, |mask, dim| {
-        if dims[dim] == 1 && shape[dim] > 1 {
-            mask.repeat_dim(dim, shape[dim])
-        } else {
-            mask
-        }
-    })
 }

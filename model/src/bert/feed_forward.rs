@@ -1,6 +1,7 @@
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
+
+use crate::kernels;
 
 use super::{ResidualOutput, ResidualOutputConfig, bert_linear};
 
@@ -58,7 +59,7 @@ impl<B: Backend> FeedForward<B> {
     /// - hidden: `[batch, seq_len, hidden_size]`
     /// - output: `[batch, seq_len, hidden_size]`
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        let intermediate = gelu(self.intermediate.forward(hidden.clone()));
+        let intermediate = kernels::linear_gelu(&self.intermediate, hidden.clone());
         self.output.forward(intermediate, hidden)
     }
 }

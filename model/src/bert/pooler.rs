@@ -1,6 +1,8 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use crate::kernels;
+
 use super::bert_linear;
 
 /// Configuration to create a [`Pooler`].
@@ -43,6 +45,6 @@ impl<B: Backend> Pooler<B> {
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, _, hidden_size] = hidden.dims();
         let first = hidden.narrow(1, 0, 1).reshape([batch, hidden_size]);
-        self.dense.forward(first).tanh()
+        kernels::linear(&self.dense, first).tanh()
     }
 }

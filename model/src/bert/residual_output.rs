@@ -1,6 +1,8 @@
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 
+use crate::kernels;
+
 use super::bert_linear;
 
 /// Configuration to create a [`ResidualOutput`] block.
@@ -59,7 +61,9 @@ impl<B: Backend> ResidualOutput<B> {
     /// - residual: `[batch, seq_len, hidden_size]`
     /// - output: `[batch, seq_len, hidden_size]`
     pub fn forward(&self, hidden: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        let projected = self.dropout.forward(self.dense.forward(hidden));
-        self.layer_norm.forward(projected + residual)
+        let summed = kernels::linear_residual(&self.dense, hidden, residual, |projected| {
+            self.dropout.forward(projected)
+        });
+        self.layer_norm.forward(summed)
     }
 }

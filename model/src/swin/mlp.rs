@@ -1,6 +1,9 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
+
+use crate::kernels;
+
+use super::DropPath;
 
 /// Configuration to create an [`Mlp`] block.
 #[derive(Config, Debug)]
@@ -31,12 +34,20 @@ impl MlpConfig {
 }
 
 impl<B: Backend> Mlp<B> {
-    /// Applies the block.
+    /// Applies the block to `input` and adds the result, through stochastic depth, to
+    /// `residual`: `residual + drop_path(fc2(gelu(fc1(input))))`.
     ///
     /// # Shapes
-    /// - input: `[..., d_model]`
-    /// - output: `[..., d_model]`
-    pub fn forward<const D: usize>(&self, input: Tensor<B, D>) -> Tensor<B, D> {
-        self.fc2.forward(gelu(self.fc1.forward(input)))
+    /// - input, residual, output: `[..., d_model]`
+    pub fn forward<const D: usize>(
+        &self,
+        input: Tensor<B, D>,
+        residual: Tensor<B, D>,
+        drop_path: &DropPath,
+    ) -> Tensor<B, D> {
+        let hidden = kernels::linear_gelu(&self.fc1, input);
+        kernels::linear_residual(&self.fc2, hidden, residual, |branch| {
+            drop_path.forward(branch)
+        })
     }
 }

@@ -1,6 +1,8 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::kernels;
+
 /// Configuration to create a [`PatchMerging`] block.
 #[derive(Config, Debug)]
 pub struct PatchMergingConfig {
@@ -57,6 +59,6 @@ impl<B: Backend> PatchMerging<B> {
             .reshape([batch, height / 2, 2, width / 2, 2, channels])
             .permute([0, 1, 3, 4, 2, 5])
             .reshape([batch, (height / 2) * (width / 2), 4 * channels]);
-        self.reduction.forward(self.norm.forward(merged))
+        kernels::linear(&self.reduction, self.norm.forward(merged))
     }
 }

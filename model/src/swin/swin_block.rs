@@ -182,7 +182,7 @@ impl<B: Backend> SwinBlock<B> {
             .reshape([batch, num_tokens, d_model])
             .select(1, self.token_order.clone());
         let tokens = tokens + self.drop_path.forward(map);
-        let branch = self.mlp.forward(self.norm2.forward(tokens.clone()));
-        tokens + self.drop_path.forward(branch)
+        self.mlp
+            .forward(self.norm2.forward(tokens.clone()), tokens, &self.drop_path)
     }
 }

@@ -1,7 +1,8 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+
+use crate::kernels;
 
 /// Configuration to create a [`WindowAttention`] block.
 #[derive(Config, Debug)]
@@ -103,43 +104,27 @@ impl<B: Backend> WindowAttention<B> {
     /// - mask: `[num_windows, window^2, window^2]`
     /// - output: `[batch * num_windows, window^2, d_model]`
     pub fn forward(&self, windows: Tensor<B, 3>, mask: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
-        let [batch_windows, num_tokens, d_model] = windows.dims();
+        let [_, num_tokens, d_model] = windows.dims();
         let head_dim = d_model / self.n_heads;
-        // Queries, keys and values are column blocks of the joint projection; each is split
-        // into heads as `[windows, heads, tokens, head_dim]` (a strided view, which matmul
-        // takes as it is).
-        let qkv = self.qkv.forward(windows);
-        let part = |index: usize| -> Tensor<B, 4> {
-            qkv.clone()
-                .narrow(2, index * d_model, d_model)
-                .reshape([batch_windows, num_tokens, self.n_heads, head_dim])
-                .swap_dims(1, 2)
+        // Queries, keys and values are column blocks of the joint projection.
+        let qkv = kernels::linear(&self.qkv, windows);
+        let part = |index: usize| qkv.clone().narrow(2, index * d_model, d_model);
+        let input = kernels::AttentionInput {
+            query: part(0),
+            key: part(1),
+            value: part(2),
+            heads: self.n_heads,
+            scale: (head_dim as f32).powf(-0.5),
+            bias: Some(self.score_bias(num_tokens, mask)),
         };
-        let (query, key, value) = (part(0), part(1), part(2));
-
-        let scores = query
-            .mul_scalar((head_dim as f64).powf(-0.5))
-            .matmul(key.swap_dims(2, 3));
-        let probs = softmax(self.add_score_bias(scores, mask), 3);
-        // Heads are put side by side one by one: cheaper than a 4-d transposing copy.
-        let heads = (0..self.n_heads)
-            .map(|head| {
-                probs
-                    .clone()
-                    .narrow(1, head, 1)
-                    .matmul(value.clone().narrow(1, head, 1))
-                    .reshape([batch_windows, num_tokens, head_dim])
-            })
-            .collect();
-        self.proj.forward(Tensor::cat(heads, 2))
+        let attended = kernels::attention(input, None);
+        kernels::linear(&self.proj, attended)
     }
 
-    /// Adds the relative position bias, and the shifted windows' mask if any, to the scores
-    /// `[batch_windows, n_heads, tokens, tokens]`. The two are summed on the small
-    /// `[windows, n_heads, tokens, tokens]` block first, so that the large scores tensor gets
-    /// one addition of a whole row broadcast over the batch.
-    fn add_score_bias(&self, scores: Tensor<B, 4>, mask: Option<Tensor<B, 3>>) -> Tensor<B, 4> {
-        let [batch_windows, heads, num_tokens, _] = scores.dims();
+    /// The relative position bias, plus the shifted windows' mask if any, added to the scores:
+    /// `[num_windows, n_heads, tokens, tokens]` with a mask, `[1, n_heads, tokens, tokens]`
+    /// without (see [`kernels::attention`] for how it repeats over the images).
+    fn score_bias(&self, num_tokens: usize, mask: Option<Tensor<B, 3>>) -> Tensor<B, 4> {
         let bias = self
             .relative_position_bias_table
             .val()
@@ -149,17 +134,12 @@ impl<B: Backend> WindowAttention<B> {
                     .clone()
                     .reshape([num_tokens * num_tokens]),
             )
-            .reshape([num_tokens, num_tokens, heads])
+            .reshape([num_tokens, num_tokens, self.n_heads])
             .permute([2, 0, 1])
             .unsqueeze_dim::<4>(0);
-        let block = match mask {
+        match mask {
             Some(mask) => bias + mask.unsqueeze_dim::<4>(1),
             None => bias,
-        };
-        let windows = block.dims()[0];
-        let per_batch = windows * heads * num_tokens * num_tokens;
-        let scores =
-            scores.reshape([batch_windows / windows, per_batch]) + block.reshape([1, per_batch]);
-        scores.reshape([batch_windows, heads, num_tokens, num_tokens])
+        }
     }
 }

@@ -1,0 +1,456 @@
+//! Multi-head scaled dot-product attention in one pass: per query row, the scores against all
+//! keys, the additive bias, the softmax and the weighted sum of the values, without
+//! materializing the `[batch, heads, queries, keys]` scores or splitting and merging heads.
+
+use burn::nn::Dropout;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use burn_flex::FlexTensor;
+use pulp::{Simd, WithSimd};
+use rayon::prelude::*;
+
+use super::flex::{contiguous, dims, from_flex, tensor_of, to_flex, values};
+use super::{math, parallel};
+
+/// Rayon tasks per thread: a few, to balance the load; not many, since each task transposes
+/// the keys of every head.
+const TASKS_PER_THREAD: usize = 2;
+
+/// The inputs of a multi-head attention (see [`attention`]).
+#[derive(Debug, Clone)]
+pub struct AttentionInput<B: Backend> {
+    /// Queries, `[batch, queries, heads * head_dim]`.
+    pub query: Tensor<B, 3>,
+    /// Keys, `[batch, keys, heads * head_dim]`.
+    pub key: Tensor<B, 3>,
+    /// Values, `[batch, keys, heads * head_dim]`.
+    pub value: Tensor<B, 3>,
+    /// Number of heads.
+    pub heads: usize,
+    /// Factor of the dot products (usually `head_dim^-0.5`).
+    pub scale: f32,
+    /// Additive mask or position bias, `[bias_batch, heads or 1, queries or 1, keys]`.
+    pub bias: Option<Tensor<B, 4>>,
+}
+
+/// `softmax(q k^T * scale + bias) v` for every head, heads side by side in the features:
+/// `[batch, queries, heads * head_dim]`.
+///
+/// The bias's heads and query rows broadcast as usual (size 1 or the full size); its batch
+/// dimension `bias_batch` must divide `batch`, and batch element `b` uses bias
+/// `b % bias_batch` (the usual broadcasting when `bias_batch` is 1 or `batch`; Swin's
+/// per-window bias repeating over images otherwise). `dropout` applies to the attention
+/// probabilities (only where it is active: in training, under autodiff).
+pub fn attention<B: Backend>(input: AttentionInput<B>, dropout: Option<&Dropout>) -> Tensor<B, 3> {
+    let AttentionInput {
+        query,
+        key,
+        value,
+        heads,
+        scale,
+        bias,
+    } = input;
+    let flex = (
+        to_flex(query),
+        to_flex(key),
+        to_flex(value),
+        bias.map(to_flex).transpose(),
+    );
+    match flex {
+        (Ok(query), Ok(key), Ok(value), Ok(bias)) => from_flex(flex_attention(
+            &query,
+            &key,
+            &value,
+            heads,
+            scale,
+            bias.map(contiguous).as_ref(),
+        )),
+        (query, key, value, bias) => {
+            let tensor = |flex: Result<FlexTensor, Tensor<B, 3>>| match flex {
+                Ok(flex) => from_flex(flex),
+                Err(tensor) => tensor,
+            };
+            let bias = match bias {
+                Ok(bias) => bias.map(from_flex),
+                Err(bias) => Some(bias),
+            };
+            let input = AttentionInput {
+                query: tensor(query),
+                key: tensor(key),
+                value: tensor(value),
+                heads,
+                scale,
+                bias,
+            };
+            composed_attention(input, dropout)
+        }
+    }
+}
+
+/// [`attention`] with Burn operations.
+fn composed_attention<B: Backend>(
+    input: AttentionInput<B>,
+    dropout: Option<&Dropout>,
+) -> Tensor<B, 3> {
+    let heads = input.heads;
+    let [batch, queries, features] = input.query.dims();
+    let head_dim = features / heads;
+    let split_heads = |states: Tensor<B, 3>| -> Tensor<B, 4> {
+        let [batch, len, _] = states.dims();
+        states
+            .reshape([batch, len, heads, head_dim])
+            .swap_dims(1, 2)
+    };
+    let scores = split_heads(input.query.mul_scalar(input.scale))
+        .matmul(split_heads(input.key).swap_dims(2, 3));
+    let scores = match input.bias {
+        Some(bias) => {
+            let [bias_batch, _, bias_queries, keys] = bias.dims();
+            if bias_batch == 1 || bias_batch == batch {
+                scores + bias
+            } else {
+                // Bias batch element `b % bias_batch`: fold the batch into groups of
+                // `bias_batch` and broadcast over the groups.
+                let bias = bias
+                    .expand([bias_batch, heads, bias_queries.max(queries), keys])
+                    .reshape([1, bias_batch * heads, queries, keys]);
+                let grouped = [batch / bias_batch, bias_batch * heads, queries, keys];
+                (scores.reshape(grouped) + bias).reshape([batch, heads, queries, keys])
+            }
+        }
+        None => scores,
+    };
+    let probs = softmax(scores, 3);
+    let probs = match dropout {
+        Some(dropout) => dropout.forward(probs),
+        None => probs,
+    };
+    probs
+        .matmul(split_heads(input.value))
+        .swap_dims(1, 2)
+        .reshape([batch, queries, features])
+}
+
+/// Rows of a 3-d tensor whose last dimension is contiguous (e.g. one of the query, key and
+/// value column blocks of a joint projection).
+struct Rows<'a> {
+    values: &'a [f32],
+    start: usize,
+    batch_stride: usize,
+    row_stride: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// The rows of `tensor` when its strides allow (non-negative, last one 1).
+    fn of(tensor: &'a FlexTensor) -> Option<Self> {
+        let layout = tensor.layout();
+        let strides = layout.strides();
+        let stride = |dim: usize| usize::try_from(strides[dim]).ok();
+        (strides[2] == 1).then_some(())?;
+        Some(Rows {
+            values: tensor.storage(),
+            start: layout.start_offset(),
+            batch_stride: stride(0)?,
+            row_stride: stride(1)?,
+        })
+    }
+
+    /// Columns `columns` of row `row` of batch element `batch`.
+    #[inline(always)]
+    fn get(&self, batch: usize, row: usize, columns: std::ops::Range<usize>) -> &'a [f32] {
+        let start = self.start + batch * self.batch_stride + row * self.row_stride;
+        &self.values[start + columns.start..start + columns.end]
+    }
+}
+
+/// The fused kernel of [`attention`] on Flex tensors.
+fn flex_attention(
+    query: &FlexTensor,
+    key: &FlexTensor,
+    value: &FlexTensor,
+    heads: usize,
+    scale: f32,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let [batch, queries, features] = dims(query)[..] else {
+        unreachable!("attention inputs are 3-d")
+    };
+    let keys = dims(key)[1];
+    let head_dim = features / heads;
+    // Views that the kernel cannot read in place (negative or inner strides) are copied.
+    let copies = [query, key, value].map(|tensor| {
+        Rows::of(tensor)
+            .is_none()
+            .then(|| contiguous(tensor.clone()))
+    });
+    let [query, key, value] =
+        [(query, &copies[0]), (key, &copies[1]), (value, &copies[2])].map(|(tensor, copy)| {
+            Rows::of(copy.as_ref().unwrap_or(tensor)).expect("contiguous tensors have rows")
+        });
+    let bias = bias.map(|bias| Bias {
+        values: values(bias),
+        dims: dims(bias).try_into().expect("attention bias is 4-d"),
+    });
+
+    let mut output = vec![0.0f32; batch * queries * features];
+    // Batch elements are split into tasks of query rows only when there are too few of them
+    // (BERT's few long sequences, not Swin's many windows).
+    let tasks_per_element =
+        (TASKS_PER_THREAD * rayon::current_num_threads()).div_ceil(batch.max(1));
+    let rows_per_task = queries.div_ceil(tasks_per_element).max(1);
+    if features > 0 {
+        output
+            .par_chunks_mut(queries * features)
+            .enumerate()
+            .for_each(|(batch_index, output)| {
+                output
+                    .par_chunks_mut(rows_per_task * features)
+                    .enumerate()
+                    .for_each(|(task, output)| {
+                        pulp::Arch::new().dispatch(AttentionTask {
+                            inputs: TaskInputs {
+                                query: &query,
+                                key: &key,
+                                value: &value,
+                                bias: bias.as_ref(),
+                                batch: batch_index,
+                                first_query: task * rows_per_task,
+                                keys,
+                                heads,
+                                head_dim,
+                                scale,
+                            },
+                            output,
+                        })
+                    });
+            });
+    }
+    tensor_of(output, vec![batch, queries, features])
+}
+
+/// A contiguous additive bias `[bias_batch, heads or 1, queries or 1, keys]`.
+struct Bias<'a> {
+    values: &'a [f32],
+    dims: [usize; 4],
+}
+
+impl Bias<'_> {
+    /// The bias of query `query` of head `head` of batch element `batch`.
+    #[inline(always)]
+    fn row(&self, batch: usize, head: usize, query: usize) -> &[f32] {
+        let [bias_batch, bias_heads, bias_queries, keys] = self.dims;
+        let head = if bias_heads == 1 { 0 } else { head };
+        let query = if bias_queries == 1 { 0 } else { query };
+        let row = ((batch % bias_batch) * bias_heads + head) * bias_queries + query;
+        &self.values[row * keys..(row + 1) * keys]
+    }
+}
+
+/// Floats in one AVX-512 register: the width of the kernel's blocks.
+const LANES: usize = 16;
+/// Most query rows computed together, so that each key or value loaded serves that many rows.
+const QUERY_BLOCK: usize = 8;
+
+/// The matrix-product micro-kernel of the attention, as an `[[f32; LANES]; R]` expression: for
+/// each of the `R` rows of `weights` (`[&[f32]; R]`, each `steps` long), the sum over
+/// `step < steps` of `weights[r][step]` times the `LANES` values of `matrix` from
+/// `step * stride + start`. One accumulator register per row, so that each `LANES` values
+/// loaded serve `R` rows.
+///
+/// A macro rather than a function: its loops must be compiled inside the caller's
+/// vector-instruction context (a call compiled outside it would make `mul_add` a library call).
+macro_rules! weighted_sums {
+    ($rows:expr, $weights:expr, $steps:expr, $matrix:expr, $stride:expr, $start:expr) => {{
+        let (weights, steps): ([&[f32]; $rows], usize) = ($weights, $steps);
+        assert!(weights.iter().all(|weights| weights.len() == steps));
+        let mut sums = [[0.0f32; LANES]; $rows];
+        for step in 0..steps {
+            let values: &[f32; LANES] = $matrix[step * $stride + $start..][..LANES]
+                .try_into()
+                .expect("LANES values");
+            for (sums, weights) in sums.iter_mut().zip(weights) {
+                // SAFETY: `step < steps`, the length of every row of `weights` (asserted).
+                let weight = unsafe { *weights.get_unchecked(step) };
+                for (sum, &value) in sums.iter_mut().zip(values) {
+                    *sum = weight.mul_add(value, *sum);
+                }
+            }
+        }
+        sums
+    }};
+}
+
+/// What the tasks of one attention share, and where a task's query rows start.
+#[derive(Clone, Copy)]
+struct TaskInputs<'a> {
+    query: &'a Rows<'a>,
+    key: &'a Rows<'a>,
+    value: &'a Rows<'a>,
+    bias: Option<&'a Bias<'a>>,
+    batch: usize,
+    first_query: usize,
+    keys: usize,
+    heads: usize,
+    head_dim: usize,
+    scale: f32,
+}
+
+/// Attention of a block of query rows of one batch element, all heads.
+struct AttentionTask<'a> {
+    inputs: TaskInputs<'a>,
+    /// The task's output rows, `[rows, heads * head_dim]`.
+    output: &'a mut [f32],
+}
+
+impl WithSimd for AttentionTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let inputs = &self.inputs;
+        let (keys, head_dim) = (inputs.keys, inputs.head_dim);
+        let features = inputs.heads * head_dim;
+        let padded_keys = keys.div_ceil(LANES) * LANES;
+        let rows = self.output.len() / features;
+        // One head's keys transposed, `[head_dim, padded_keys]` (zeros past `keys`), and its
+        // values, `[keys, head_dim]`, both contiguous.
+        let mut keys_transposed = vec![0.0f32; head_dim * padded_keys];
+        let mut values = vec![0.0f32; keys * head_dim];
+        let mut scratch = BlockScratch {
+            queries: vec![0.0; QUERY_BLOCK * head_dim],
+            scores: vec![0.0; QUERY_BLOCK * padded_keys],
+        };
+        // Blocks of near-equal sizes (49 rows: 7 blocks of 7).
+        let blocks = rows.div_ceil(QUERY_BLOCK);
+        for head in 0..inputs.heads {
+            let columns = head * head_dim..(head + 1) * head_dim;
+            for (key, values) in values.chunks_exact_mut(head_dim).enumerate() {
+                let key_row = inputs.key.get(inputs.batch, key, columns.clone());
+                for (dim, &value) in key_row.iter().enumerate() {
+                    keys_transposed[dim * padded_keys + key] = value;
+                }
+                values.copy_from_slice(inputs.value.get(inputs.batch, key, columns.clone()));
+            }
+            for index in 0..blocks {
+                let (first, end) = (index * rows / blocks, (index + 1) * rows / blocks);
+                let block = QueryBlock {
+                    inputs,
+                    head,
+                    first,
+                    keys_transposed: &keys_transposed,
+                    values: &values,
+                    padded_keys,
+                };
+                let output = &mut self.output[first * features..end * features];
+                match end - first {
+                    1 => block.run::<1>(&mut scratch, output),
+                    2 => block.run::<2>(&mut scratch, output),
+                    3 => block.run::<3>(&mut scratch, output),
+                    4 => block.run::<4>(&mut scratch, output),
+                    5 => block.run::<5>(&mut scratch, output),
+                    6 => block.run::<6>(&mut scratch, output),
+                    7 => block.run::<7>(&mut scratch, output),
+                    8 => block.run::<8>(&mut scratch, output),
+                    _ => unreachable!("blocks have 1 to QUERY_BLOCK rows"),
+                }
+            }
+        }
+    }
+}
+
+/// Buffers of [`QueryBlock::run`], reused from block to block.
+struct BlockScratch {
+    /// Scaled queries, `[rows, head_dim]`.
+    queries: Vec<f32>,
+    /// Scores, then unnormalized probabilities, `[rows, padded_keys]`.
+    scores: Vec<f32>,
+}
+
+/// One head's attention for a block of query rows of a task.
+struct QueryBlock<'a> {
+    inputs: &'a TaskInputs<'a>,
+    head: usize,
+    /// The block's first row in the task.
+    first: usize,
+    keys_transposed: &'a [f32],
+    values: &'a [f32],
+    padded_keys: usize,
+}
+
+impl QueryBlock<'_> {
+    /// Writes the head's columns of the block's `R` output rows (`[R, features]`).
+    #[inline(always)]
+    fn run<const R: usize>(&self, scratch: &mut BlockScratch, output: &mut [f32]) {
+        let inputs = self.inputs;
+        let (keys, head_dim, padded_keys) = (inputs.keys, inputs.head_dim, self.padded_keys);
+        let columns = self.head * head_dim..(self.head + 1) * head_dim;
+        let queries = &mut scratch.queries[..R * head_dim];
+        let scores = &mut scratch.scores[..R * padded_keys];
+        for (row, queries) in queries.chunks_exact_mut(head_dim).enumerate() {
+            let query = inputs.first_query + self.first + row;
+            let query_row = inputs.query.get(inputs.batch, query, columns.clone());
+            for (query, &value) in queries.iter_mut().zip(query_row) {
+                *query = value * inputs.scale;
+            }
+        }
+        block_scores::<R>(queries, self.keys_transposed, scores);
+        let mut normalizers = [0.0f32; R];
+        for (row, normalizer) in normalizers.iter_mut().enumerate() {
+            let scores = &mut scores[row * padded_keys..][..keys];
+            if let Some(bias) = inputs.bias {
+                let query = inputs.first_query + self.first + row;
+                for (score, bias) in scores
+                    .iter_mut()
+                    .zip(bias.row(inputs.batch, self.head, query))
+                {
+                    *score += bias;
+                }
+            }
+            let max = parallel::max(scores);
+            for score in scores.iter_mut() {
+                *score = math::exp(*score - max);
+            }
+            *normalizer = 1.0 / parallel::sum(scores);
+        }
+        let probs: [&[f32]; R] = std::array::from_fn(|row| &scores[row * padded_keys..][..keys]);
+        let features = output.len() / R;
+        let full = head_dim / LANES * LANES;
+        for start in (0..full).step_by(LANES) {
+            let sums = weighted_sums!(R, probs, keys, self.values, head_dim, start);
+            for (row, sums) in sums.iter().enumerate() {
+                let output = &mut output[row * features + columns.start + start..][..LANES];
+                for (output, sum) in output.iter_mut().zip(sums) {
+                    *output = sum * normalizers[row];
+                }
+            }
+        }
+        // Columns past the last multiple of LANES (head sizes that are not multiples of 16).
+        for (row, normalizer) in normalizers.iter().enumerate() {
+            for column in full..head_dim {
+                let sum: f32 = probs[row][..keys]
+                    .iter()
+                    .zip(self.values.chunks_exact(head_dim))
+                    .map(|(prob, values)| prob * values[column])
+                    .sum();
+                output[row * features + columns.start + column] = sum * normalizer;
+            }
+        }
+    }
+}
+
+/// `scores[r] = queries[r] . keys_transposed` for `R` query rows.
+///
+/// `queries` is `[R, head_dim]`, `keys_transposed` `[head_dim, padded_keys]`, `scores`
+/// `[R, padded_keys]`.
+#[inline(always)]
+fn block_scores<const R: usize>(queries: &[f32], keys_transposed: &[f32], scores: &mut [f32]) {
+    let padded_keys = scores.len() / R;
+    let head_dim = queries.len() / R;
+    let queries: [&[f32]; R] = std::array::from_fn(|row| &queries[row * head_dim..][..head_dim]);
+    for start in (0..padded_keys).step_by(LANES) {
+        let sums = weighted_sums!(R, queries, head_dim, keys_transposed, padded_keys, start);
+        for (row, sums) in sums.iter().enumerate() {
+            scores[row * padded_keys + start..][..LANES].copy_from_slice(sums);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Linear layers with what surrounds them fused into the matrix product: the bias, the GELU
+//! that follows, or the residual connection that the output is added to.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn_flex::FlexTensor;
+
+use super::activation::BiasGelu;
+use super::flex::{contiguous, dims, from_flex, into_values, tensor_of, to_flex, values};
+use super::parallel::{RowKernel, for_row_groups};
+
+/// Below this many multiply-adds a product runs on one thread (as Burn's Flex backend does).
+const PARALLEL_WORK: usize = 192 * 192 * 192;
+
+/// `layer.forward(input)`.
+///
+/// # Shapes
+/// - input: `[..., d_input]`
+/// - output: `[..., d_output]`
+pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, input: Tensor<B, D>) -> Tensor<B, D> {
+    project(layer, input, Epilogue::None)
+}
+
+/// `gelu(layer.forward(input))` with the erf GELU.
+pub fn linear_gelu<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    input: Tensor<B, D>,
+) -> Tensor<B, D> {
+    project(layer, input, Epilogue::Gelu)
+}
+
+/// `residual + regularize(layer.forward(input))`: a residual branch ending in a linear layer.
+///
+/// `regularize` is a dropout or stochastic depth, which is the identity outside training with
+/// autodiff; the fused kernel (Flex, no autodiff) leaves it out.
+///
+/// # Shapes
+/// - input: `[..., d_input]`
+/// - residual, output: `[..., d_output]`
+pub fn linear_residual<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    input: Tensor<B, D>,
+    residual: Tensor<B, D>,
+    regularize: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    match to_flex(residual) {
+        Ok(residual) => project(layer, input, Epilogue::Residual(residual)),
+        Err(residual) => residual + regularize(layer.forward(input)),
+    }
+}
+
+/// What happens to the product besides the bias.
+enum Epilogue {
+    None,
+    Gelu,
+    /// Added to a residual (a Flex tensor: only built on the Flex backend).
+    Residual(FlexTensor),
+}
+
+fn project<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    input: Tensor<B, D>,
+    epilogue: Epilogue,
+) -> Tensor<B, D> {
+    let flex = to_flex(input).and_then(|input| match to_flex(layer.weight.val()) {
+        Ok(weight) => Ok((input, weight)),
+        Err(_) => Err(from_flex(input)),
+    });
+    match flex {
+        Ok((input, weight)) => {
+            let bias = layer
+                .bias
+                .as_ref()
+                .map(|bias| to_flex(bias.val()).map(contiguous));
+            match bias.transpose() {
+                Ok(bias) => from_flex(flex_linear(input, &weight, bias.as_ref(), epilogue)),
+                Err(_) => unreachable!("a Flex module's parameters are Flex tensors"),
+            }
+        }
+        Err(input) => {
+            let output = layer.forward(input);
+            match epilogue {
+                Epilogue::None => output,
+                Epilogue::Gelu => burn::tensor::activation::gelu(output),
+                Epilogue::Residual(residual) => from_flex::<B, D>(residual) + output,
+            }
+        }
+    }
+}
+
+/// `input [.., k] x weight [k, n] (+ bias [n])` and the epilogue. The weight may be a strided
+/// view (e.g. a transposed PyTorch weight): the matrix product reads it in place.
+fn flex_linear(
+    input: FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    epilogue: Epilogue,
+) -> FlexTensor {
+    let input = contiguous(input);
+    let mut shape = dims(&input);
+    let k = *shape
+        .last()
+        .expect("linear input has at least one dimension");
+    let [weight_k, n] = dims(weight)[..] else {
+        unreachable!("linear weights are matrices")
+    };
+    assert_eq!(
+        weight_k, k,
+        "linear input has {k} features, the weight {weight_k}"
+    );
+    let m = values(&input).len().checked_div(k).unwrap_or(0);
+    let bias = bias.map(values);
+    *shape.last_mut().expect("non-empty shape") = n;
+
+    // The product is added to what the output holds first (bias and/or residual), except
+    // before a GELU, where bias and GELU are one pass after the product.
+    let gelu = matches!(epilogue, Epilogue::Gelu);
+    let (mut output, accumulate) = match (epilogue, bias) {
+        (Epilogue::Residual(residual), bias) => {
+            assert_eq!(
+                dims(&residual),
+                shape,
+                "residual and linear output differ in shape"
+            );
+            let mut output = into_values(residual);
+            if let Some(bias) = bias {
+                for_row_groups(
+                    &mut output,
+                    n,
+                    &BroadcastRow {
+                        row: bias,
+                        add: true,
+                    },
+                );
+            }
+            (output, true)
+        }
+        (Epilogue::None, Some(bias)) => {
+            // Written, not added to: a first write of fresh zeroed pages faults once, a read
+            // then a write twice.
+            let mut output = vec![0.0f32; m * n];
+            for_row_groups(
+                &mut output,
+                n,
+                &BroadcastRow {
+                    row: bias,
+                    add: false,
+                },
+            );
+            (output, true)
+        }
+        _ => (vec![0.0f32; m * n], false),
+    };
+    let strides = weight.layout().strides();
+    let weight_values: &[f32] = weight.storage();
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `output` is `m x n` row-major, `input` `m x k` row-major, and the weight's
+    // pointer, row stride and column stride describe its `k x n` view inside its storage.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            output.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            values(&input).as_ptr(),
+            1,
+            k as isize,
+            weight_values.as_ptr().add(weight.layout().start_offset()),
+            strides[1],
+            strides[0],
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    if gelu {
+        for_row_groups(&mut output, n, &BiasGelu { bias });
+    }
+    tensor_of(output, shape)
+}
+
+/// Puts `row` into every row (`add`: adds it).
+struct BroadcastRow<'a> {
+    row: &'a [f32],
+    add: bool,
+}
+
+impl RowKernel for BroadcastRow<'_> {
+    #[inline(always)]
+    fn rows(&self, _first_row: usize, rows: &mut [f32]) {
+        for row in rows.chunks_exact_mut(self.row.len()) {
+            if self.add {
+                for (value, add) in row.iter_mut().zip(self.row) {
+                    *value += add;
+                }
+            } else {
+                row.copy_from_slice(self.row);
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Fused CPU kernels for the hot operations of the models.
+//!
+//! Each function takes and returns tensors of any backend. On the Flex backend (CPU inference)
+//! it runs one fused, vectorized (AVX-512 or AVX2 where the CPU has them), multi-threaded pass
+//! over Flex's buffers; on every other backend (CUDA, and autodiff for training) it is the
+//! composition of Burn operations that it replaces, so results agree up to rounding.
+//!
+//! Why: on Burn's Flex backend the erf GELU is scalar `libm` calls, a linear layer's bias is a
+//! second pass, attention is a dozen passes (head split and merge copies, scale, mask,
+//! softmax, and thousands of tiny matrix products for Swin's windows); together these took
+//! about as long as the seed model's large matrix products.
+
+mod activation;
+mod attention;
+mod flex;
+mod linear;
+mod math;
+mod parallel;
+
+pub use activation::gelu;
+pub use attention::{AttentionInput, attention};
+pub use linear::{linear, linear_gelu, linear_residual};

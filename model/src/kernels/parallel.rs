@@ -1,0 +1,83 @@
+//! Splitting a buffer into tasks for rayon, and running each task with the CPU's best vector
+//! instruction set enabled.
+
+use pulp::{Simd, WithSimd};
+use rayon::prelude::*;
+
+/// Values per rayon task: large enough to amortize scheduling, small enough to balance.
+const TASK_VALUES: usize = 1 << 14;
+
+/// Work on a group of whole rows of a buffer.
+///
+/// Implementations mark [`RowKernel::rows`] `#[inline(always)]`: it is then compiled inside
+/// the function that [`for_row_groups`] selects for the CPU (AVX-512, AVX2 + FMA, or the
+/// baseline), so its loops are vectorized for that instruction set.
+pub trait RowKernel: Sync {
+    /// Processes `rows` (whole rows), the first of which is row `first_row` of the buffer.
+    fn rows(&self, first_row: usize, rows: &mut [f32]);
+}
+
+/// Runs `kernel` on groups of whole rows (`row_len` values each) of `values`, in parallel.
+pub fn for_row_groups(values: &mut [f32], row_len: usize, kernel: &impl RowKernel) {
+    if row_len == 0 || values.is_empty() {
+        return;
+    }
+    let rows_per_task = (TASK_VALUES / row_len).max(1);
+    values
+        .par_chunks_mut(rows_per_task * row_len)
+        .enumerate()
+        .for_each(|(index, rows)| {
+            pulp::Arch::new().dispatch(RowTask {
+                kernel,
+                first_row: index * rows_per_task,
+                rows,
+            });
+        });
+}
+
+/// One task of [`for_row_groups`], in the form `pulp` dispatches on.
+struct RowTask<'a, K> {
+    kernel: &'a K,
+    first_row: usize,
+    rows: &'a mut [f32],
+}
+
+impl<K: RowKernel> WithSimd for RowTask<'_, K> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        self.kernel.rows(self.first_row, self.rows);
+    }
+}
+
+/// The sum of `values`, with 16 running sums so that the loop vectorizes.
+#[inline(always)]
+pub fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut blocks = values.chunks_exact(16);
+    for block in &mut blocks {
+        for (lane, value) in lanes.iter_mut().zip(block) {
+            *lane += value;
+        }
+    }
+    lanes.iter().sum::<f32>() + blocks.remainder().iter().sum::<f32>()
+}
+
+/// The largest of `values` (`-inf` for none), with 16 running maxima so that the loop
+/// vectorizes.
+#[inline(always)]
+pub fn max(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut blocks = values.chunks_exact(16);
+    for block in &mut blocks {
+        for (lane, &value) in lanes.iter_mut().zip(block) {
+            *lane = lane.max(value);
+        }
+    }
+    let remainder = blocks.remainder().iter().copied();
+    lanes
+        .into_iter()
+        .chain(remainder)
+        .fold(f32::NEG_INFINITY, f32::max)
+}

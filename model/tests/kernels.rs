@@ -1,0 +1,185 @@
+//! The fused kernels of `vidcls_model::kernels` on the Flex backend against the Burn operations
+//! they replace (the same functions on `Autodiff<Flex>`, which take the composed path).
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use vidcls_model::kernels;
+
+type Fused = Flex;
+type Composed = Autodiff<Flex>;
+
+fn random<const D: usize>(shape: [usize; D], seed: u64) -> TensorData {
+    <Fused as Backend>::seed(&Default::default(), seed);
+    Tensor::<Fused, D>::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+        .into_data()
+}
+
+fn on<B: Backend, const D: usize>(data: &TensorData) -> Tensor<B, D> {
+    Tensor::from_data(data.clone(), &Default::default())
+}
+
+fn assert_close<const D: usize>(
+    fused: Tensor<Fused, D>,
+    composed: Tensor<Composed, D>,
+    tolerance: f32,
+) {
+    let (fused, composed) = (fused.into_data(), composed.into_data());
+    assert_eq!(fused.shape, composed.shape);
+    let fused = fused.to_vec::<f32>().unwrap();
+    let composed = composed.to_vec::<f32>().unwrap();
+    let worst = fused
+        .iter()
+        .zip(&composed)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= tolerance, "max |fused - composed| = {worst:e}");
+}
+
+/// A linear layer with the given weights: `weight` `[d_input, d_output]`, stored transposed
+/// (a strided view, as a PyTorch weight is imported) when `transposed`.
+fn linear<B: Backend>(
+    weight: &TensorData,
+    bias: Option<&TensorData>,
+    transposed: bool,
+) -> Linear<B> {
+    let weight: Tensor<B, 2> = on(weight);
+    let weight = if transposed {
+        weight.transpose().into_data()
+    } else {
+        weight.into_data()
+    };
+    let weight: Tensor<B, 2> = on(&weight);
+    let [d_input, d_output] = if transposed {
+        let [rows, columns] = weight.dims();
+        [columns, rows]
+    } else {
+        weight.dims()
+    };
+    let mut layer = LinearConfig::new(d_input, d_output)
+        .with_bias(bias.is_some())
+        .init::<B>(&Default::default());
+    layer.weight = Param::from_tensor(if transposed {
+        weight.transpose()
+    } else {
+        weight
+    });
+    layer.bias = bias.map(|bias| Param::from_tensor(on(bias)));
+    layer
+}
+
+#[test]
+fn gelu_matches_burn() {
+    let input = random([3, 7, 129], 1).convert::<f32>();
+    let scaled = on::<Fused, 3>(&input).mul_scalar(4.0).into_data();
+    assert_close(
+        kernels::gelu(on::<Fused, 3>(&scaled)),
+        kernels::gelu(on::<Composed, 3>(&scaled)),
+        2e-6,
+    );
+}
+
+#[test]
+fn linear_variants_match_burn() {
+    let (input, residual) = (random([2, 9, 24], 2), random([2, 9, 40], 3));
+    let (weight, bias) = (random([24, 40], 4), random([40], 5));
+    for transposed in [false, true] {
+        for bias in [None, Some(&bias)] {
+            let fused = linear::<Fused>(&weight, bias, transposed);
+            let composed = linear::<Composed>(&weight, bias, transposed);
+            assert_close(
+                kernels::linear(&fused, on::<_, 3>(&input)),
+                kernels::linear(&composed, on::<_, 3>(&input)),
+                1e-5,
+            );
+            assert_close(
+                kernels::linear_gelu(&fused, on::<_, 3>(&input)),
+                kernels::linear_gelu(&composed, on::<_, 3>(&input)),
+                1e-5,
+            );
+            assert_close(
+                kernels::linear_residual(&fused, on::<_, 3>(&input), on(&residual), |x| x),
+                kernels::linear_residual(&composed, on::<_, 3>(&input), on(&residual), |x| x),
+                1e-5,
+            );
+        }
+    }
+}
+
+/// Attention of both paths on the same inputs; `joint` passes query, key and value as column
+/// blocks (strided views) of one `[batch, tokens, 3 * features]` tensor.
+fn check_attention(
+    batch: usize,
+    queries: usize,
+    keys: usize,
+    heads: usize,
+    head_dim: usize,
+    bias_shape: Option<[usize; 4]>,
+    joint: bool,
+) {
+    let features = heads * head_dim;
+    let scale = (head_dim as f32).powf(-0.5);
+    let query = random([batch, queries, features], 10);
+    let key = random([batch, keys, features], 11);
+    let value = random([batch, keys, features], 12);
+    let joint_input = random([batch, queries, 3 * features], 13);
+    let bias = bias_shape.map(|shape| random(shape, 14));
+    fn run<B: Backend>(
+        inputs: (&TensorData, &TensorData, &TensorData, Option<&TensorData>),
+        joint: Option<&TensorData>,
+        heads: usize,
+        scale: f32,
+    ) -> Tensor<B, 3> {
+        let (query, key, value, bias) = inputs;
+        let (query, key, value) = match joint {
+            Some(joint) => {
+                let joint: Tensor<B, 3> = on(joint);
+                let features = joint.dims()[2] / 3;
+                let part = |index: usize| joint.clone().narrow(2, index * features, features);
+                (part(0), part(1), part(2))
+            }
+            None => (on(query), on(key), on(value)),
+        };
+        let input = kernels::AttentionInput {
+            query,
+            key,
+            value,
+            heads,
+            scale,
+            bias: bias.map(on),
+        };
+        kernels::attention(input, None)
+    }
+    let inputs = (&query, &key, &value, bias.as_ref());
+    let joint = joint.then_some(&joint_input);
+    assert_close(
+        run::<Fused>(inputs, joint, heads, scale),
+        run::<Composed>(inputs, joint, heads, scale),
+        2e-5,
+    );
+}
+
+#[test]
+fn attention_with_a_padding_mask_matches_burn() {
+    // BERT: mask [batch, 1, 1, keys]; 13 queries (blocks of 7 and 6), 37 keys (padded to 48),
+    // head size 20 (one block of 16 columns and 4 more).
+    check_attention(2, 13, 37, 3, 20, Some([2, 1, 1, 37]), false);
+    // Cross-attention with more queries than one task, head size 64.
+    check_attention(1, 100, 5, 2, 64, Some([1, 1, 1, 5]), false);
+}
+
+#[test]
+fn attention_with_a_per_window_bias_matches_burn() {
+    // Swin: windows of 3 images with 4 windows each, a bias per window and head.
+    check_attention(12, 9, 9, 2, 32, Some([4, 2, 9, 9]), true);
+    // Unshifted windows: one bias for all windows.
+    check_attention(6, 16, 16, 3, 16, Some([1, 3, 16, 16]), true);
+}
+
+#[test]
+fn attention_without_bias_matches_burn() {
+    check_attention(3, 17, 17, 1, 8, None, true);
+    check_attention(2, 1, 30, 4, 16, None, false);
+}

@@ -71,17 +71,6 @@ fn linear<B: Backend>(
 }
 
 #[test]
-fn gelu_matches_burn() {
-    let input = random([3, 7, 129], 1).convert::<f32>();
-    let scaled = on::<Fused, 3>(&input).mul_scalar(4.0).into_data();
-    assert_close(
-        kernels::gelu(on::<Fused, 3>(&scaled)),
-        kernels::gelu(on::<Composed, 3>(&scaled)),
-        2e-6,
-    );
-}
-
-#[test]
 fn linear_variants_match_burn() {
     let (input, residual) = (random([2, 9, 24], 2), random([2, 9, 40], 3));
     let (weight, bias) = (random([24, 40], 4), random([40], 5));

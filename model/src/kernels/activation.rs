@@ -1,24 +1,7 @@
-//! Element-wise activations.
+//! Element-wise activations, applied to rows in place.
 
-use burn::prelude::*;
-
-use super::flex::{dims, from_flex, into_values, tensor_of, to_flex};
 use super::math;
-use super::parallel::{RowKernel, for_row_groups};
-
-/// The exact (erf) GELU, as `burn::tensor::activation::gelu`.
-pub fn gelu<B: Backend, const D: usize>(input: Tensor<B, D>) -> Tensor<B, D> {
-    match to_flex(input) {
-        Ok(input) => {
-            let shape = dims(&input);
-            let mut values = into_values(input);
-            let row_len = shape.last().copied().unwrap_or(1);
-            for_row_groups(&mut values, row_len, &BiasGelu { bias: None });
-            from_flex(tensor_of(values, shape))
-        }
-        Err(input) => burn::tensor::activation::gelu(input),
-    }
-}
+use super::parallel::RowKernel;
 
 /// `row <- gelu(row + bias)` on every row (`gelu(row)` without a bias).
 pub struct BiasGelu<'a> {

@@ -17,6 +17,5 @@ mod linear;
 mod math;
 mod parallel;
 
-pub use activation::gelu;
 pub use attention::{AttentionInput, attention};
 pub use linear::{linear, linear_gelu, linear_residual};

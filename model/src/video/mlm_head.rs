@@ -1,10 +1,11 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
+
 use burn::tensor::module::linear;
 
 use crate::bert::bert_linear;
+use crate::kernels;
 
 /// Configuration to create an [`MlmHead`].
 #[derive(Config, Debug)]
@@ -59,7 +60,9 @@ impl<B: Backend> MlmHead<B> {
     /// - word_embeddings: `[vocab_size, hidden_size]`
     /// - output: `[batch, seq_len, vocab_size]`
     pub fn forward(&self, hidden: Tensor<B, 3>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 3> {
-        let transformed = self.layer_norm.forward(gelu(self.dense.forward(hidden)));
+        let transformed = self
+            .layer_norm
+            .forward(kernels::linear_gelu(&self.dense, hidden));
         linear(
             transformed,
             word_embeddings.transpose(),

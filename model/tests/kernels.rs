@@ -172,3 +172,10 @@ fn attention_without_bias_matches_burn() {
     check_attention(3, 17, 17, 1, 8, None, true);
     check_attention(2, 1, 30, 4, 16, None, false);
 }
+
+#[test]
+#[should_panic(expected = "does not broadcast")]
+fn attention_rejects_a_bias_that_does_not_broadcast() {
+    // 12 windows cannot repeat a bias of 5.
+    check_attention(12, 9, 9, 2, 32, Some([5, 2, 9, 9]), true);
+}

@@ -42,6 +42,7 @@ pub struct AttentionInput<B: Backend> {
 /// per-window bias repeating over images otherwise). `dropout` applies to the attention
 /// probabilities (only where it is active: in training, under autodiff).
 pub fn attention<B: Backend>(input: AttentionInput<B>, dropout: Option<&Dropout>) -> Tensor<B, 3> {
+    check_bias_shape(&input);
     let AttentionInput {
         query,
         key,
@@ -85,6 +86,27 @@ pub fn attention<B: Backend>(input: AttentionInput<B>, dropout: Option<&Dropout>
             composed_attention(input, dropout)
         }
     }
+}
+
+/// Panics unless the bias broadcasts to the attention scores as [`attention`] describes.
+fn check_bias_shape<B: Backend>(input: &AttentionInput<B>) {
+    let Some(bias) = &input.bias else {
+        return;
+    };
+    let [batch, queries, _] = input.query.dims();
+    let keys = input.key.dims()[1];
+    let [bias_batch, bias_heads, bias_queries, bias_keys] = bias.dims();
+    assert!(
+        bias_batch > 0
+            && batch % bias_batch == 0
+            && (bias_heads == 1 || bias_heads == input.heads)
+            && (bias_queries == 1 || bias_queries == queries)
+            && bias_keys == keys,
+        "attention bias {:?} does not broadcast to [batch {batch}, heads {}, queries {queries}, \
+         keys {keys}]",
+        bias.dims(),
+        input.heads
+    );
 }
 
 /// [`attention`] with Burn operations.
@@ -198,7 +220,7 @@ fn flex_attention(
     let tasks_per_element =
         (TASKS_PER_THREAD * rayon::current_num_threads()).div_ceil(batch.max(1));
     let rows_per_task = queries.div_ceil(tasks_per_element).max(1);
-    if features > 0 {
+    if !output.is_empty() {
         output
             .par_chunks_mut(queries * features)
             .enumerate()

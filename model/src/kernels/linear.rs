@@ -108,7 +108,7 @@ fn flex_linear(
         weight_k, k,
         "linear input has {k} features, the weight {weight_k}"
     );
-    let m = values(&input).len().checked_div(k).unwrap_or(0);
+    let m: usize = shape[..shape.len() - 1].iter().product();
     let bias = bias.map(values);
     *shape.last_mut().expect("non-empty shape") = n;
 

@@ -166,6 +166,20 @@ def contiguous(state_dict: dict) -> dict:
     return {key: value.detach().clone().contiguous() for key, value in state_dict.items()}
 
 
+def save_official_swin(model, state_dict, head_classes, generator, path):
+    """Saves the Swin backbone of `model` (its tensors in `state_dict`) as an official
+    checkpoint `{"model": sd}`, with a random classification head of `head_classes`."""
+    swin = {
+        key.removeprefix("visual_backbone."): value
+        for key, value in state_dict.items()
+        if key.startswith("visual_backbone.")
+    }
+    features = model.visual_backbone.num_features
+    swin["head.weight"] = torch.randn(head_classes, features, generator=generator)
+    swin["head.bias"] = torch.randn(head_classes, generator=generator)
+    torch.save({"model": swin}, path)
+
+
 def check_swin_against_timm(swin: ref.SwinTransformer, frames: torch.Tensor) -> None:
     """Independent check of the official-layout Swin: timm's implementation with the same
     weights, converted by timm's own official-checkpoint filter."""
@@ -295,15 +309,7 @@ def main() -> None:
     torch.save({"epoch": 0, "model_state_dict": classifier_sd, "mean_f1": 0.0}, OUT / "classifier.pth")
     save_file(contiguous(pretrain.state_dict()), OUT / "pretrain.safetensors")
 
-    swin_sd = {
-        key.removeprefix("visual_backbone."): value
-        for key, value in classifier_sd.items()
-        if key.startswith("visual_backbone.")
-    }
-    features = classifier.visual_backbone.num_features
-    swin_sd["head.weight"] = torch.randn(5, features, generator=generator)
-    swin_sd["head.bias"] = torch.randn(5, generator=generator)
-    torch.save({"model": swin_sd}, OUT / "swin_official.pth")
+    save_official_swin(classifier, classifier_sd, 5, generator, OUT / "swin_official.pth")
 
     write_hf_dirs(bert_sd, generator)
     write_seed_parameters()

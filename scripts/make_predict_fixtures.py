@@ -34,7 +34,12 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_reference as ref  # noqa: E402
 import reference_pipeline as rp  # noqa: E402
-from make_model_fixtures import contiguous, randomize, video_model_config  # noqa: E402
+from make_model_fixtures import (  # noqa: E402
+    contiguous,
+    randomize,
+    save_official_swin,
+    video_model_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "tests" / "fixtures" / "pipeline"
@@ -101,15 +106,7 @@ def main() -> None:
 
     state_dict = contiguous(model.state_dict())
     save_file(state_dict, OUT / "classifier.safetensors")
-    swin = {
-        key.removeprefix("visual_backbone."): value
-        for key, value in state_dict.items()
-        if key.startswith("visual_backbone.")
-    }
-    num_features = model.visual_backbone.num_features
-    swin["head.weight"] = torch.randn(3, num_features, generator=generator)
-    swin["head.bias"] = torch.randn(3, generator=generator)
-    torch.save({"model": swin}, OUT / "swin_official.pth")
+    save_official_swin(model, state_dict, 3, generator, OUT / "swin_official.pth")
     total = sum(path.stat().st_size for path in OUT.iterdir())
     print(f"wrote {OUT} ({len(videos)} videos, {len(features)} with frames, {total / 1e6:.2f} MB)")
 

@@ -208,12 +208,12 @@ pub fn load_reference_weights_partial<B: Backend, M: ModuleSnapshot<B>>(
     path: impl AsRef<Path>,
 ) -> Result<ApplyResult, LoadError> {
     let path = path.as_ref();
-    let remapper = remapper(&[REFERENCE_TO_BURN]);
-    if is_safetensors(path) {
-        load_safetensors(model, path, remapper)
-    } else {
-        load_pytorch(model, path, Some(REFERENCE_STATE_DICT_KEY), remapper)
-    }
+    load_state_dict_file(
+        model,
+        path,
+        REFERENCE_STATE_DICT_KEY,
+        remapper(&[REFERENCE_TO_BURN]),
+    )
 }
 
 /// Loads a HuggingFace BERT directory (`model.safetensors` or `pytorch_model.bin`, names with
@@ -262,11 +262,7 @@ pub fn load_official_swin<B: Backend, M: ModuleSnapshot<B>>(
 ) -> Result<ApplyResult, LoadError> {
     let path = path.as_ref();
     let remapper = remapper(&[&[(r"^", "visual_backbone.")], REFERENCE_TO_BURN]);
-    let result = if is_safetensors(path) {
-        load_safetensors(model, path, remapper)?
-    } else {
-        load_pytorch(model, path, Some(SWIN_STATE_DICT_KEY), remapper)?
-    };
+    let result = load_state_dict_file(model, path, SWIN_STATE_DICT_KEY, remapper)?;
     Expectation {
         required_prefixes: &["encoder.visual_backbone."],
         strict_unused: true,
@@ -287,17 +283,28 @@ pub fn load_official_swin_backbone<B: Backend>(
         REFERENCE_TO_BURN,
         &[(r"^encoder\.visual_backbone\.", "")],
     ]);
-    let result = if is_safetensors(path) {
-        load_safetensors(swin, path, remapper)?
-    } else {
-        load_pytorch(swin, path, Some(SWIN_STATE_DICT_KEY), remapper)?
-    };
+    let result = load_state_dict_file(swin, path, SWIN_STATE_DICT_KEY, remapper)?;
     Expectation {
         required_prefixes: &[""],
         strict_unused: true,
         unused_context: "encoder.visual_backbone.",
     }
     .check(result)
+}
+
+/// Loads a state dict file: safetensors (by its extension), or a PyTorch pickle with the state
+/// dict under `pytorch_key`.
+fn load_state_dict_file<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    path: &Path,
+    pytorch_key: &str,
+    remapper: KeyRemapper,
+) -> Result<ApplyResult, LoadError> {
+    if is_safetensors(path) {
+        load_safetensors(model, path, remapper)
+    } else {
+        load_pytorch(model, path, Some(pytorch_key), remapper)
+    }
 }
 
 fn is_safetensors(path: &Path) -> bool {

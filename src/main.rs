@@ -1,12 +1,9 @@
 //! `vidcls`: train and serve multimodal short-video classifiers on Burn.
 
-mod checkpoint;
 mod commands;
 mod device;
 mod flops;
 mod issues;
-mod output;
-mod prefetch;
 mod progress;
 
 use std::process::ExitCode;
@@ -38,6 +35,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Predict the category of every video of an annotation file with a classifier checkpoint.
     Predict(commands::predict::PredictArgs),
+    /// Fine-tune a classifier on labeled videos (the reference's recipe by default).
+    Finetune(Box<commands::finetune::FinetuneArgs>),
     /// Extract Swin features of the frames of every video into a features zip.
     ExtractFeatures(commands::extract_features::ExtractFeaturesArgs),
     /// Write a checkpoint (classifier or pre-training model) as reference safetensors, or a
@@ -57,6 +56,7 @@ fn main() -> ExitCode {
         Command::Bench(command) => commands::bench::run(&command),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
+        Command::Finetune(args) => commands::finetune::run(&args),
         Command::ExtractFeatures(args) => commands::extract_features::run(&args),
         Command::Export(args) => commands::export::run(&args),
     };

@@ -250,7 +250,7 @@ fn run_directories_round_trip_through_export() {
         &["--bert-dir", &bert_dir(), "--format", "run"],
         &run,
     );
-    for file in ["config.json", "model.mpk", "tokenizer/vocab.txt"] {
+    for file in ["config.json", "model.safetensors", "vocab.txt"] {
         assert!(run.join(file).is_file(), "{file}");
     }
     let config: Value =
@@ -258,7 +258,12 @@ fn run_directories_round_trip_through_export() {
     let fixture: Value =
         serde_json::from_str(&std::fs::read_to_string(predict_fixture("config.json")).unwrap())
             .unwrap();
-    assert_eq!(config, fixture);
+    assert_eq!(config["model"], fixture);
+    assert!(config.get("training").is_none());
+    // The weights keep the reference's names: the run's model.safetensors is the export.
+    let exported = dir.path().join("exported.safetensors");
+    export(&run, &[], &exported);
+    assert!(std::fs::read(&exported).unwrap() == std::fs::read(run.join("model.safetensors")).unwrap());
 
     // The run directory keeps its tokenizer: no --bert-dir.
     let (bert, frames) = (bert_dir(), pipeline("frames"));
@@ -532,7 +537,7 @@ fn bad_checkpoints_are_reported() {
     .unwrap();
     let stderr = run_predict(&run, Some(&bert));
     assert!(
-        stderr.contains("model.mpk does not match") && stderr.contains("[542, 64]"),
+        stderr.contains("model.safetensors") && stderr.contains("542"),
         "{stderr}"
     );
 }

@@ -4,12 +4,11 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 
 use crate::dataset::VideoItem;
-use crate::frames::{CROP_SIZE, FRAME_VALUES};
 
 /// The visual part of a batch.
 #[derive(Debug, Clone)]
 pub enum VisualBatch<B: Backend> {
-    /// Raw frames `[B, F, 3, 224, 224]`.
+    /// Raw frames `[B, F, 3, side, side]` (224 px as the reference crops them, or smaller).
     Frames(Tensor<B, 5>),
     /// Pre-extracted features `[B, F, D]`.
     Features(Tensor<B, 3>),
@@ -53,6 +52,7 @@ impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
         let batch_size = items.len();
         let frames = items.first().map_or(0, |item| item.visual.frame_mask.len());
         let per_frame = items.first().map_or(0, |item| item.visual.values_per_frame);
+        let frame_side = items.first().and_then(|item| item.visual.frame_side);
         let text_len = items
             .iter()
             .map(|item| item.input_ids.len())
@@ -80,9 +80,9 @@ impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
         }
 
         let visual_data = |shape: Vec<usize>| TensorData::new(values, shape);
-        let visual = if per_frame == FRAME_VALUES {
+        let visual = if let Some(side) = frame_side {
             VisualBatch::Frames(Tensor::from_data(
-                visual_data(vec![batch_size, frames, 3, CROP_SIZE, CROP_SIZE]),
+                visual_data(vec![batch_size, frames, 3, side, side]),
                 device,
             ))
         } else {
@@ -113,8 +113,8 @@ mod tests {
     use crate::visual::VisualSample;
     use burn::backend::Flex;
 
-    fn item(id: &str, ids: Vec<u32>, per_frame: usize, label: Option<usize>) -> VideoItem {
-        let mut visual = VisualSample::empty(2, per_frame);
+    fn item(id: &str, ids: Vec<u32>, visual: VisualSample, label: Option<usize>) -> VideoItem {
+        let mut visual = visual;
         visual.frame_mask[0] = 1;
         visual.slot_mut(0).fill(1.5);
         VideoItem {
@@ -131,8 +131,13 @@ mod tests {
     fn batches_features_with_padding_and_labels() {
         let device = Default::default();
         let items = vec![
-            item("a", vec![2, 7, 3], 4, Some(5)),
-            item("b", vec![2, 3], 4, Some(9)),
+            item(
+                "a",
+                vec![2, 7, 3],
+                VisualSample::empty_features(2, 4),
+                Some(5),
+            ),
+            item("b", vec![2, 3], VisualSample::empty_features(2, 4), Some(9)),
         ];
         let batch: VideoBatch<Flex> = VideoBatcher::new(0).batch(items, &device);
         let VisualBatch::Features(features) = &batch.visual else {
@@ -183,12 +188,29 @@ mod tests {
     #[test]
     fn batches_frames_without_labels() {
         let device = Default::default();
-        let items = vec![item("a", vec![2, 3], FRAME_VALUES, None)];
+        let items = vec![item(
+            "a",
+            vec![2, 3],
+            VisualSample::empty_frames(2, 224),
+            None,
+        )];
         let batch: VideoBatch<Flex> = VideoBatcher::new(0).batch(items, &device);
         let VisualBatch::Frames(frames) = &batch.visual else {
             panic!("expected frames");
         };
         assert_eq!(frames.dims(), [1, 2, 3, 224, 224]);
+        // A 12-value slot is a 2 px frame here, not a feature vector.
+        let items = vec![item(
+            "a",
+            vec![2, 3],
+            VisualSample::empty_frames(2, 2),
+            None,
+        )];
+        let batch: VideoBatch<Flex> = VideoBatcher::new(0).batch(items, &device);
+        let VisualBatch::Frames(frames) = &batch.visual else {
+            panic!("expected frames");
+        };
+        assert_eq!(frames.dims(), [1, 2, 3, 2, 2]);
         assert!(batch.labels.is_none());
     }
 }

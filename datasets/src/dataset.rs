@@ -2,15 +2,16 @@
 //! (text pipeline + tokenization, frame decoding or feature reading), so nothing beyond the
 //! items in flight is held in memory.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use burn::data::dataset::Dataset;
 
 use crate::annotations::{VideoAnnotation, read_annotations, read_labels};
 use crate::error::DataError;
 use crate::features::{FEATURE_DIM, FeatureReader};
-use crate::frames::load_frames;
+use crate::frames::{CROP_SIZE, load_frames};
 use crate::text::text_segments;
 use crate::tokenizer::TextEncoder;
 use crate::visual::VisualSample;
@@ -73,6 +74,8 @@ pub struct VideoDataset {
     text: Arc<TextEncoder>,
     visual: VisualSource,
     max_frames: usize,
+    frame_side: usize,
+    visual_cache: Option<Arc<RwLock<HashMap<usize, VisualSample>>>>,
 }
 
 impl VideoDataset {
@@ -90,6 +93,8 @@ impl VideoDataset {
             text,
             visual,
             max_frames,
+            frame_side: CROP_SIZE,
+            visual_cache: None,
         })
     }
 
@@ -111,6 +116,56 @@ impl VideoDataset {
             view: Some(Arc::new(indices)),
             ..self.clone()
         }
+    }
+
+    /// The same videos with their frames shrunk from the reference's 224 px crops to
+    /// `side x side` pixels by block averaging (see [`VisualSample::downscaled`]); features are
+    /// not affected. For small models trained on small frames.
+    ///
+    /// # Errors
+    /// If `side` does not divide 224.
+    pub fn with_frame_side(self, side: usize) -> Result<Self, DataError> {
+        if side == 0 || !CROP_SIZE.is_multiple_of(side) {
+            return Err(DataError::Invalid(format!(
+                "frame size {side} does not divide the {CROP_SIZE} px crops \
+                 (use 224, 112, 56, 32, 28, 16, ...)"
+            )));
+        }
+        Ok(VideoDataset {
+            frame_side: side,
+            ..self
+        })
+    }
+
+    /// The same videos, each one's visual input kept in memory once loaded, so that later
+    /// epochs skip decoding (views made from this dataset share the memory). Meant for small
+    /// inputs: see [`visual_bytes_per_video`](Self::visual_bytes_per_video).
+    pub fn with_visual_cache(self) -> Self {
+        VideoDataset {
+            visual_cache: Some(Arc::default()),
+            ..self
+        }
+    }
+
+    /// Bytes of one video's visual input as the model takes it (frames at the configured
+    /// size, or features of `feature_dim` values).
+    pub fn visual_bytes_per_video(&self, feature_dim: usize) -> usize {
+        let per_frame = match self.visual {
+            VisualSource::Frames(_) => 3 * self.frame_side * self.frame_side,
+            VisualSource::Features(_) => feature_dim,
+        };
+        self.max_frames * per_frame * std::mem::size_of::<f32>()
+    }
+
+    /// The items `start..end` of this dataset (of its view, if it is one), as a view.
+    pub fn slice(&self, start: usize, end: usize) -> Self {
+        let end = end.min(self.len());
+        let start = start.min(end);
+        self.select(
+            (start..end)
+                .filter_map(|index| self.video_index(index))
+                .collect(),
+        )
     }
 
     /// All annotations of the underlying file.
@@ -138,7 +193,7 @@ impl VideoDataset {
     /// Preprocesses one video of the underlying file.
     pub fn item(&self, video_index: usize) -> VideoItem {
         let video = &self.videos[video_index];
-        let visual = self.visual.load(&video.id, self.max_frames);
+        let visual = self.visual_sample(video_index);
         let mut issues = visual.issues.clone();
         let (input_ids, attention_mask) = match self.text.encode(&text_segments(video)) {
             Ok(encoded) => (encoded.input_ids, encoded.attention_mask),
@@ -155,6 +210,32 @@ impl VideoDataset {
             label: self.labels.as_ref().map(|labels| labels[video_index]),
             issues,
         }
+    }
+}
+
+impl VideoDataset {
+    /// The visual input of one video of the underlying file (from the cache when kept).
+    fn visual_sample(&self, video_index: usize) -> VisualSample {
+        let cached = self.visual_cache.as_ref().and_then(|cache| {
+            let cache = cache
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            cache.get(&video_index).cloned()
+        });
+        if let Some(sample) = cached {
+            return sample;
+        }
+        let sample = self
+            .visual
+            .load(&self.videos[video_index].id, self.max_frames)
+            .downscaled(self.frame_side);
+        if let Some(cache) = &self.visual_cache {
+            cache
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(video_index, sample.clone());
+        }
+        sample
     }
 }
 

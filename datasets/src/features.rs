@@ -49,7 +49,7 @@ impl FeatureReader {
     ///
     /// A missing entry or a malformed array is recorded in the sample's `issues`.
     pub fn load(&self, video_id: &str, max_frames: usize) -> VisualSample {
-        let mut sample = VisualSample::empty(max_frames, self.dim);
+        let mut sample = VisualSample::empty_features(max_frames, self.dim);
         let name = format!("{video_id}.npy");
         let bytes = {
             let mut archive = self.archive.lock().unwrap_or_else(|e| e.into_inner());

@@ -154,7 +154,7 @@ fn load_selected_frames(
     select: impl Fn(usize, usize) -> Vec<usize>,
     mut inspect: impl FnMut(usize, &CroppedFrame),
 ) -> VisualSample {
-    let mut sample = VisualSample::empty(max_frames, FRAME_VALUES);
+    let mut sample = VisualSample::empty_frames(max_frames, CROP_SIZE);
     let Some(path) = frames_zip_path(frames_dir, video_id) else {
         sample.issues.push(format!(
             "{}: video {video_id}: no frames zip (looked for {video_id}.zip in {0}/{1}/ and {0}/)",

@@ -6,6 +6,11 @@
 //! frames, frame sizes from a few pixels to portrait 1080 x 1920, grayscale JPEGs, PNGs, runs of
 //! '嗯', unsorted ocr, and a skewed (Zipf-like) category distribution. Output is deterministic
 //! for a seed.
+//!
+//! For benchmarks, [`SynthConfig`] can make the task harder: fewer categories
+//! ([`SynthConfig::categories`]), weaker keyword traces ([`SynthConfig::text_cue`]) and fewer
+//! videos whose frames show their category's look ([`SynthConfig::frame_cue`]). Their defaults
+//! give exactly the dataset that the generator wrote before they existed.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -15,6 +20,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -23,8 +29,22 @@ use crate::annotations::{OcrItem, VideoAnnotation};
 use crate::error::DataError;
 use crate::taxonomy::Taxonomy;
 
-/// How many videos of each split to generate.
-#[derive(Debug, Clone, Copy)]
+/// Probability that a title carries its category's keyword, at a text cue of 1.
+const TITLE_CUE: f64 = 0.7;
+/// Probability that an ocr item carries its category's keyword, at a text cue of 1.
+const OCR_CUE: f64 = 0.3;
+/// Probability that an asr carries its category's keyword, at a text cue of 1.
+const ASR_CUE: f64 = 0.4;
+/// The largest [`SynthConfig::text_cue`]: it makes every non-empty title carry its keyword.
+pub const MAX_TEXT_CUE: f64 = 1.0 / TITLE_CUE;
+/// The default [`SynthConfig::frame_cue`].
+pub const DEFAULT_FRAME_CUE: f64 = 0.8;
+/// Mixed into the seed of the RNG that chooses [`SynthConfig::categories`] categories, so that
+/// this choice draws nothing from the other RNGs.
+const CATEGORY_SEED_SALT: u64 = 0x0C47_E602_1E55_A17D;
+
+/// How many videos of each split to generate, and how strong the category traces are.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SynthConfig {
     /// Labeled videos (`annotations/labeled.json`).
     pub labeled: usize,
@@ -34,6 +54,18 @@ pub struct SynthConfig {
     pub test: usize,
     /// Random seed.
     pub seed: u64,
+    /// How many of the taxonomy's categories the videos (all splits) are drawn from, 1 to 200.
+    /// They are chosen from the seed and spread over the level-1 groups: the groups in a seeded
+    /// order, each group's categories in a seeded order, taken round-robin (one category of each
+    /// group, then a second one of each group that has one, ...) until there are this many. The
+    /// videos keep the skewed (Zipf-like) distribution over them.
+    pub categories: usize,
+    /// Multiplies the probabilities that a title, an ocr item and an asr carry their category's
+    /// keyword (0.7, 0.3 and 0.4 at 1), from 0 (no keywords) to [`MAX_TEXT_CUE`].
+    pub text_cue: f64,
+    /// Probability that a video's frames show its category's colour and stripes (otherwise
+    /// those of a random category), 0 to 1.
+    pub frame_cue: f64,
 }
 
 impl Default for SynthConfig {
@@ -43,7 +75,36 @@ impl Default for SynthConfig {
             unlabeled: 500,
             test: 200,
             seed: 2022,
+            categories: Taxonomy::get().num_classes(),
+            text_cue: 1.0,
+            frame_cue: DEFAULT_FRAME_CUE,
         }
+    }
+}
+
+impl SynthConfig {
+    /// Checks that the category count and the cues are in range.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let num_classes = Taxonomy::get().num_classes();
+        if !(1..=num_classes).contains(&self.categories) {
+            return Err(DataError::Invalid(format!(
+                "categories must be 1 to {num_classes}, got {}",
+                self.categories
+            )));
+        }
+        if !(0.0..=MAX_TEXT_CUE).contains(&self.text_cue) {
+            return Err(DataError::Invalid(format!(
+                "text cue must be 0 to 1/{TITLE_CUE} (~{MAX_TEXT_CUE:.4}), got {}",
+                self.text_cue
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.frame_cue) {
+            return Err(DataError::Invalid(format!(
+                "frame cue must be 0 to 1, got {}",
+                self.frame_cue
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -149,14 +210,47 @@ pub fn synthetic_bert_config(vocab_size: usize) -> serde_json::Value {
     })
 }
 
-/// Zipf-like class weights: the k-th most frequent class has weight 1 / (k + 1)^0.8, the order
-/// of classes shuffled by the seed.
-fn class_sampler(rng: &mut StdRng, num_classes: usize) -> Vec<(usize, f64)> {
+/// The `count` level-2 classes that the videos are drawn from (see [`SynthConfig::categories`]),
+/// chosen by an RNG of their own, seeded from `seed`; all of them when `count` is their number.
+fn chosen_classes(seed: u64, count: usize) -> Vec<usize> {
+    let taxonomy = Taxonomy::get();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_lv1: Vec<usize> = Vec::new();
+    for class in 0..taxonomy.num_classes() {
+        let lv1 = taxonomy
+            .lv1_of_lv2(class)
+            .expect("a level-2 class of the taxonomy");
+        match group_lv1.iter().position(|&g| g == lv1) {
+            Some(group) => groups[group].push(class),
+            None => {
+                group_lv1.push(lv1);
+                groups.push(vec![class]);
+            }
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(seed ^ CATEGORY_SEED_SALT);
+    groups.shuffle(&mut rng);
+    groups.iter_mut().for_each(|group| group.shuffle(&mut rng));
+    let rounds = groups.iter().map(Vec::len).max().unwrap_or(0);
+    (0..rounds)
+        .flat_map(|round| {
+            groups
+                .iter()
+                .filter_map(move |group| group.get(round).copied())
+        })
+        .take(count)
+        .collect()
+}
+
+/// Zipf-like class weights over the `chosen` classes: the k-th most frequent one has weight
+/// 1 / (k + 1)^0.8, their order given by a shuffle of all `num_classes` classes by the seed.
+fn class_sampler(rng: &mut StdRng, num_classes: usize, chosen: &[usize]) -> Vec<(usize, f64)> {
     let mut classes: Vec<usize> = (0..num_classes).collect();
     for i in (1..classes.len()).rev() {
         classes.swap(i, rng.random_range(0..=i));
     }
-    let weights: Vec<f64> = (0..num_classes)
+    classes.retain(|class| chosen.contains(class));
+    let weights: Vec<f64> = (0..classes.len())
         .map(|rank| 1.0 / (rank as f64 + 1.0).powf(0.8))
         .collect();
     let total: f64 = weights.iter().sum();
@@ -331,11 +425,12 @@ fn write_frames_zip(
     rng: &mut StdRng,
     class: usize,
     plan: &FramePlan,
+    frame_cue: f64,
 ) -> Result<(), DataError> {
     let io = |e: std::io::Error| DataError::io(path, e);
     fs::create_dir_all(path.parent().expect("zip path has a parent")).map_err(io)?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(File::create(path).map_err(io)?));
-    let traced = rng.random_bool(0.8);
+    let traced = rng.random_bool(frame_cue);
     let options =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for t in 0..plan.count {
@@ -363,21 +458,23 @@ fn video_id(seed: u64, split: usize, index: usize) -> String {
 }
 
 fn make_video(
-    seed: u64,
+    config: &SynthConfig,
     split: usize,
     index: usize,
     class: usize,
     out: &Path,
     split_name: &str,
 ) -> Result<(VideoAnnotation, usize), DataError> {
+    let seed = config.seed;
     let mut rng = StdRng::seed_from_u64(seed ^ ((split as u64 + 1) << 48) ^ index as u64);
     let id = video_id(seed, split, index);
+    let cue = |p: f64| (p * config.text_cue).min(1.0);
     let title = if rng.random_bool(0.05) {
         String::new()
     } else {
         {
             let chars = rng.random_range(1..40);
-            traced_text(&mut rng, class, chars, 0.7)
+            traced_text(&mut rng, class, chars, cue(TITLE_CUE))
         }
     };
     let ocr = if rng.random_bool(0.15) {
@@ -388,7 +485,7 @@ fn make_video(
                 let (time, chars) = (rng.random_range(0..30), rng.random_range(2..40));
                 OcrItem {
                     time,
-                    text: traced_text(&mut rng, class, chars, 0.3),
+                    text: traced_text(&mut rng, class, chars, cue(OCR_CUE)),
                 }
             })
             .collect()
@@ -397,7 +494,7 @@ fn make_video(
         String::new()
     } else {
         let chars = rng.random_range(5..200);
-        let mut asr = traced_text(&mut rng, class, chars, 0.4);
+        let mut asr = traced_text(&mut rng, class, chars, cue(ASR_CUE));
         if rng.random_bool(0.3) {
             asr.insert_str(0, &"嗯".repeat(rng.random_range(1..6)));
         }
@@ -411,7 +508,7 @@ fn make_video(
             .join(split_name)
             .join(tail)
             .join(format!("{id}.zip"));
-        write_frames_zip(&path, &id, &mut rng, class, &plan)?;
+        write_frames_zip(&path, &id, &mut rng, class, &plan, config.frame_cue)?;
         frames = plan.count;
     }
     let category_id = Taxonomy::get().category_id(class)?.to_string();
@@ -436,12 +533,14 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), DataError> {
 
 /// Writes a synthetic dataset into `out` (which must not exist or be empty). It is built in a
 /// sibling temporary directory and renamed into place at the end, so an interrupted run leaves
-/// no half-written dataset behind. `progress` is called once per finished video.
+/// no half-written dataset behind. `progress` is called once per finished video. Fails before
+/// writing anything when [`SynthConfig::validate`] does.
 pub fn write_synthetic_dataset(
     out: &Path,
     config: &SynthConfig,
     progress: &(dyn Fn() + Sync),
 ) -> Result<SynthSummary, DataError> {
+    config.validate()?;
     if out.exists()
         && fs::read_dir(out)
             .map_err(|e| DataError::io(out, e))?
@@ -499,7 +598,11 @@ fn write_into(
     )?;
 
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let sampler = class_sampler(&mut rng, Taxonomy::get().num_classes());
+    let sampler = class_sampler(
+        &mut rng,
+        Taxonomy::get().num_classes(),
+        &chosen_classes(config.seed, config.categories),
+    );
     let mut summary = SynthSummary::default();
     let splits = [
         ("labeled", config.labeled),
@@ -514,7 +617,7 @@ fn write_into(
             .par_iter()
             .enumerate()
             .map(|(index, &class)| {
-                let video = make_video(config.seed, split, index, class, out, name);
+                let video = make_video(config, split, index, class, out, name);
                 progress();
                 video
             })
@@ -562,6 +665,165 @@ mod tests {
         assert!(chinese.chars().all(|c| vocab.contains(&c.to_string())));
         let unique: std::collections::HashSet<_> = vocab.iter().collect();
         assert_eq!(unique.len(), vocab.len());
+    }
+
+    /// FNV-1a over the files under `parts` of `root` (relative path, then bytes), in path order.
+    fn tree_hash(root: &Path, parts: &[&str]) -> u64 {
+        fn files(path: &Path, out: &mut Vec<PathBuf>) {
+            if path.is_dir() {
+                for entry in fs::read_dir(path).unwrap() {
+                    files(&entry.unwrap().path(), out);
+                }
+            } else {
+                out.push(path.to_path_buf());
+            }
+        }
+        let mut paths = Vec::new();
+        for part in parts {
+            files(&root.join(part), &mut paths);
+        }
+        paths.sort();
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for path in paths {
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            for byte in relative.bytes().chain(fs::read(&path).unwrap()) {
+                hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash
+    }
+
+    /// Writes a dataset into a new temporary directory; returns the directory and the dataset.
+    fn synth(config: &SynthConfig) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("data");
+        write_synthetic_dataset(&out, config, &|| {}).unwrap();
+        (dir, out)
+    }
+
+    const SMALL: SynthConfig = SynthConfig {
+        labeled: 40,
+        unlabeled: 10,
+        test: 30,
+        seed: 11,
+        categories: 200,
+        text_cue: 1.0,
+        frame_cue: DEFAULT_FRAME_CUE,
+    };
+    const TEXTS: [&str; 2] = ["annotations", "test_ground_truth.csv"];
+
+    /// Whether any text of `video` carries its category's keyword.
+    fn has_keyword(video: &VideoAnnotation) -> bool {
+        let class = Taxonomy::get()
+            .lv2(video.category_id.as_deref().unwrap())
+            .unwrap();
+        let (chinese, latin) = category_words(class);
+        let latin = format!(" {latin} ");
+        std::iter::once(&video.title)
+            .chain(video.ocr.iter().map(|item| &item.text))
+            .chain([&video.asr])
+            .any(|text| text.contains(&chinese) || text.contains(&latin))
+    }
+
+    /// The hashes were computed with the generator as it was before the category count and the
+    /// cues existed: their defaults must give the same bytes. The frames hash also changes when
+    /// the JPEG, PNG or zip encoders change their output; the texts hash does not.
+    #[test]
+    fn defaults_give_the_original_dataset() {
+        assert_eq!(SMALL.categories, SynthConfig::default().categories);
+        let (_dir, out) = synth(&SMALL);
+        assert_eq!(tree_hash(&out, &TEXTS), 0x12e9_7ea6_7f94_bfad);
+        assert_eq!(tree_hash(&out, &["zip_frames"]), 0xa02f_270d_3086_6c72);
+        let labeled =
+            crate::annotations::read_annotations(&out.join("annotations/labeled.json")).unwrap();
+        assert!(labeled.iter().filter(|video| has_keyword(video)).count() > 20);
+    }
+
+    #[test]
+    fn frame_cue_changes_frames_only() {
+        let (_dir, out) = synth(&SynthConfig {
+            frame_cue: 0.0,
+            ..SMALL
+        });
+        assert_eq!(tree_hash(&out, &TEXTS), 0x12e9_7ea6_7f94_bfad);
+        assert_ne!(tree_hash(&out, &["zip_frames"]), 0xa02f_270d_3086_6c72);
+    }
+
+    #[test]
+    fn few_categories_and_no_text_cue() {
+        let config = SynthConfig {
+            categories: 5,
+            text_cue: 0.0,
+            ..SMALL
+        };
+        let (_dir, out) = synth(&config);
+        let labeled =
+            crate::annotations::read_annotations(&out.join("annotations/labeled.json")).unwrap();
+        let truth = fs::read_to_string(out.join("test_ground_truth.csv")).unwrap();
+        let ids: std::collections::BTreeSet<&str> = labeled
+            .iter()
+            .map(|video| video.category_id.as_deref().unwrap())
+            .chain(truth.lines().map(|line| line.split_once(',').unwrap().1))
+            .collect();
+        let mut chosen: Vec<&str> = chosen_classes(config.seed, 5)
+            .into_iter()
+            .map(|class| Taxonomy::get().category_id(class).unwrap())
+            .collect();
+        chosen.sort_unstable();
+        assert_eq!(ids.into_iter().collect::<Vec<_>>(), chosen);
+        assert!(!labeled.iter().any(has_keyword));
+    }
+
+    #[test]
+    fn chosen_classes_spread_over_level1_groups() {
+        let taxonomy = Taxonomy::get();
+        let groups: std::collections::BTreeSet<usize> = (0..taxonomy.num_classes())
+            .map(|class| taxonomy.lv1_of_lv2(class).unwrap())
+            .collect();
+        let chosen = chosen_classes(7, groups.len());
+        let lv1: std::collections::BTreeSet<usize> = chosen
+            .iter()
+            .map(|&class| taxonomy.lv1_of_lv2(class).unwrap())
+            .collect();
+        assert_eq!(lv1, groups);
+        let mut all = chosen_classes(7, taxonomy.num_classes());
+        assert_eq!(all[..groups.len()], chosen[..]);
+        all.sort_unstable();
+        assert_eq!(all, (0..taxonomy.num_classes()).collect::<Vec<_>>());
+        assert_eq!(chosen_classes(7, 50), chosen_classes(7, 50));
+        assert_ne!(chosen_classes(7, 50), chosen_classes(8, 50));
+    }
+
+    #[test]
+    fn validate_rejects_out_of_range_values() {
+        let with = |categories, text_cue, frame_cue| SynthConfig {
+            categories,
+            text_cue,
+            frame_cue,
+            ..SMALL
+        };
+        assert!(with(1, 0.0, 0.0).validate().is_ok());
+        assert!(with(200, MAX_TEXT_CUE, 1.0).validate().is_ok());
+        for config in [
+            with(0, 1.0, 0.8),
+            with(201, 1.0, 0.8),
+            with(50, -0.1, 0.8),
+            with(50, 1.5, 0.8),
+            with(50, f64::NAN, 0.8),
+            with(50, 1.0, 1.01),
+            with(50, 1.0, f64::NAN),
+        ] {
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains("must be"), "{error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("data");
+        assert!(write_synthetic_dataset(&out, &with(0, 1.0, 0.8), &|| {}).is_err());
+        assert!(!out.exists());
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum BenchCommand {
     Data(DataBenchArgs),
     /// Videos/s of the classifier's forward pass (inference, no gradients) on random inputs.
     Infer(super::bench_infer::InferBenchArgs),
+    /// Videos/s of full fine-tuning steps (forward, backward, FGM, BertAdam, EMA) on random
+    /// inputs.
+    Train(super::bench_train::TrainBenchArgs),
 }
 
 /// Arguments of `vidcls bench data`.
@@ -101,6 +104,7 @@ pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Data(args) => bench_data(args),
         BenchCommand::Infer(args) => super::bench_infer::run(args),
+        BenchCommand::Train(args) => super::bench_train::run(args),
     }
 }
 
@@ -121,6 +125,7 @@ fn bench_data(args: &DataBenchArgs) -> Result<()> {
                 unlabeled: 0,
                 test: 0,
                 seed: 7,
+                ..SynthConfig::default()
             };
             write_synthetic_dataset(&root, &config, &|| {})?;
             (

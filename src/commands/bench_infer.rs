@@ -5,39 +5,27 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 use vidcls_datasets::tokenizer::SEED_LEN;
 use vidcls_model::bert::additive_attention_mask;
 use vidcls_model::{VideoClassifier, VideoModelConfig, VisualInput};
 
+use vidcls_training::config::Preset;
+
+use super::preset::PresetArg;
 use crate::device::{BackendTask, DeviceKind, run_on};
+
+/// The vocabulary of the benchmarked models: the reference BERT's.
+pub(super) const REFERENCE_VOCAB: usize = 21128;
 use crate::flops::classifier_flops;
-
-/// Model sizes to measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Preset {
-    /// The reference's model: Swin-T on 224 px frames, 12 text layers, 5 cross layers.
-    Seed,
-    /// A tiny model (32 px frames, hidden 64) for smoke runs.
-    Tiny,
-}
-
-impl Preset {
-    fn config(self) -> VideoModelConfig {
-        match self {
-            Preset::Seed => VideoModelConfig::seed(),
-            Preset::Tiny => VideoModelConfig::tiny(),
-        }
-    }
-}
 
 /// Arguments of `vidcls bench infer`.
 #[derive(Args, Debug)]
 pub struct InferBenchArgs {
     /// Model sizes.
-    #[arg(long, value_enum, default_value_t = Preset::Seed)]
-    pub preset: Preset,
+    #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
+    pub preset: PresetArg,
     /// Videos per forward pass.
     #[arg(long, default_value_t = 2)]
     pub batch_size: usize,
@@ -88,18 +76,22 @@ struct PartTime {
 }
 
 /// Random inputs of one batch.
-struct Inputs<B: Backend> {
-    input_ids: Tensor<B, 2, Int>,
-    text_mask: Tensor<B, 2>,
-    frames: Tensor<B, 5>,
-    frame_mask: Tensor<B, 2>,
+pub(super) struct Inputs<B: Backend> {
+    pub(super) input_ids: Tensor<B, 2, Int>,
+    pub(super) text_mask: Tensor<B, 2>,
+    pub(super) frames: Tensor<B, 5>,
+    pub(super) frame_mask: Tensor<B, 2>,
 }
 
 impl<B: Backend> Inputs<B> {
-    fn random(config: &VideoModelConfig, args: &InferBenchArgs, device: &B::Device) -> Self {
+    /// `batch` videos of `frames` random frames and `text_len` random ids.
+    pub(super) fn random(
+        config: &VideoModelConfig,
+        (batch, frames, text_len): (usize, usize, usize),
+        device: &B::Device,
+    ) -> Self {
         let size = config.encoder.swin.img_size;
         let vocab = config.encoder.two_stream.bert.vocab_size as f64;
-        let (batch, frames, text_len) = (args.batch_size, args.frames, args.text_len);
         Inputs {
             input_ids: Tensor::<B, 2>::random(
                 [batch, text_len],
@@ -126,7 +118,11 @@ struct InferBench<'a> {
 }
 
 /// Runs `f` once untimed and `iterations` times timed; returns the mean seconds per run.
-fn time<T, B: Backend>(iterations: usize, device: &B::Device, mut f: impl FnMut() -> T) -> f64 {
+pub(super) fn time<T, B: Backend>(
+    iterations: usize,
+    device: &B::Device,
+    mut f: impl FnMut() -> T,
+) -> f64 {
     drop(f());
     let _ = B::sync(device);
     let start = Instant::now();
@@ -142,7 +138,9 @@ impl BackendTask for InferBench<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<Self::Output> {
         let model: VideoClassifier<B> = self.config.init_classifier(&device);
-        let inputs = Inputs::<B>::random(&self.config, self.args, &device);
+        let args = self.args;
+        let shape = (args.batch_size, args.frames, args.text_len);
+        let inputs = Inputs::<B>::random(&self.config, shape, &device);
         let iterations = self.args.iterations;
         let forward = || {
             model
@@ -241,7 +239,7 @@ pub fn run(args: &InferBenchArgs) -> Result<()> {
         args.batch_size > 0 && args.frames > 0 && args.text_len > 0 && args.iterations > 0,
         "--batch-size, --frames, --text-len and --iterations must be positive"
     );
-    let config = args.preset.config();
+    let config = Preset::from(args.preset).model(REFERENCE_VOCAB);
     let max_text = config.encoder.two_stream.bert.max_position_embeddings;
     ensure!(
         args.text_len <= max_text,

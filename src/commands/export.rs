@@ -10,9 +10,11 @@ use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use vidcls_model::loader::{save_classifier_safetensors, save_pretrain_safetensors};
 
-use crate::checkpoint::{LoadedClassifier, LoadedModel, load_model, save_run};
 use crate::device::{BackendTask, DeviceKind, run_on};
-use crate::output::PendingFile;
+use vidcls_datasets::output::PendingFile;
+use vidcls_training::checkpoint::{
+    LoadedClassifier, LoadedModel, RunConfig, RunWeights, load_model, save_run,
+};
 
 /// What `export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,6 +42,32 @@ pub struct ExportArgs {
     /// What to write.
     #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
     pub format: ExportFormat,
+    /// Which weights of a fine-tuning run directory: its model (the EMA weights of the best
+    /// validation epoch, what `predict` uses), the EMA weights of its last epoch, or its raw
+    /// (non-EMA) weights at the end.
+    #[arg(long, value_enum, default_value_t = WeightsArg::Ema)]
+    pub weights: WeightsArg,
+}
+
+/// `--weights` of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeightsArg {
+    /// The run's model (`model.safetensors`).
+    Ema,
+    /// The EMA weights of the last epoch (`last.safetensors`).
+    Last,
+    /// The raw weights at the end of training (`raw.safetensors`).
+    Raw,
+}
+
+impl From<WeightsArg> for RunWeights {
+    fn from(weights: WeightsArg) -> Self {
+        match weights {
+            WeightsArg::Ema => RunWeights::Model,
+            WeightsArg::Last => RunWeights::Last,
+            WeightsArg::Raw => RunWeights::Raw,
+        }
+    }
 }
 
 /// Runs `vidcls export`.
@@ -58,7 +86,12 @@ impl BackendTask for Export<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<()> {
         let args = self.args;
-        let model = load_model::<B>(&args.checkpoint, args.bert_dir.as_deref(), &device)?;
+        let model = load_model::<B>(
+            &args.checkpoint,
+            args.bert_dir.as_deref(),
+            args.weights.into(),
+            &device,
+        )?;
         match args.format {
             ExportFormat::Safetensors => {
                 if args.output.is_dir() {
@@ -73,7 +106,8 @@ impl BackendTask for Export<'_> {
                         save_pretrain_safetensors(&model, pending.temp_path())?
                     }
                 }
-                pending.commit(true)
+                pending.commit(true)?;
+                Ok(())
             }
             ExportFormat::Run => {
                 let LoadedModel::Classifier(loaded) = model else {
@@ -87,10 +121,15 @@ impl BackendTask for Export<'_> {
                     config,
                     model,
                     tokenizer_dir,
+                    training,
                 } = *loaded;
                 if args.output.exists() && !args.output.is_dir() {
                     bail!("{} exists and is not a directory", args.output.display());
                 }
+                let config = RunConfig {
+                    model: config,
+                    training,
+                };
                 save_run(&args.output, &config, &model, tokenizer_dir.as_deref())
             }
         }

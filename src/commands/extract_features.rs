@@ -23,9 +23,9 @@ use zip::write::SimpleFileOptions;
 
 use crate::device::{BackendTask, DeviceKind, run_on};
 use crate::issues::IssueTally;
-use crate::output::PendingFile;
-use crate::prefetch::for_each_chunk;
 use crate::progress::bar;
+use vidcls_datasets::output::PendingFile;
+use vidcls_datasets::prefetch::for_each_chunk;
 
 /// Videos decoded together (in parallel) while the previous ones go through the model.
 const VIDEOS_PER_CHUNK: usize = 4;
@@ -139,7 +139,7 @@ impl BackendTask for Extract<'_> {
                     .map(|&i| load_first_frames(&args.frames, &videos[i].id, args.max_frames))
                     .collect()
             },
-            |samples| {
+            |samples| -> Result<()> {
                 let features = swin_features(&swin, &samples, args.batch_size, &device)?;
                 for (sample, rows) in samples.iter().zip(features) {
                     let id = &videos[summary.videos_done].id;

@@ -14,7 +14,7 @@ use vidcls_datasets::tokenizer::TextEncoder;
 
 use super::visual_args::VisualArgs;
 use crate::issues::IssueTally;
-use crate::prefetch::for_each_chunk;
+use vidcls_datasets::prefetch::for_each_chunk;
 
 /// Arguments of `vidcls inspect`.
 #[derive(Args, Debug)]
@@ -83,7 +83,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
                 .map(|&i| dataset.item(indices[i]))
                 .collect()
         },
-        |items| {
+        |items| -> Result<()> {
             for item in &items {
                 tally.record(&item.issues, |issue| log::warn!("{issue}"))?;
                 let line = InspectLine {

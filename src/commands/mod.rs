@@ -2,11 +2,14 @@
 
 pub mod bench;
 pub mod bench_infer;
+pub mod bench_train;
 pub mod demo;
 pub mod evaluate;
 pub mod export;
 pub mod extract_features;
+pub mod finetune;
 pub mod inspect;
 pub mod predict;
+pub mod preset;
 pub mod synth;
 pub mod visual_args;

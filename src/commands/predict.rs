@@ -14,19 +14,20 @@ use clap::Args;
 use npyz::WriterBuilder;
 use rayon::prelude::*;
 use vidcls_datasets::batcher::{VideoBatch, VideoBatcher, VisualBatch};
-use vidcls_datasets::dataset::{VideoDataset, VideoItem};
-use vidcls_datasets::frames::{CROP_SIZE, DEFAULT_MAX_FRAMES};
+use vidcls_datasets::dataset::VideoItem;
 use vidcls_datasets::taxonomy::Taxonomy;
-use vidcls_datasets::tokenizer::{SEED_LEN, TextEncoder};
+use vidcls_datasets::tokenizer::{SEED_LEN, TextEncoder, TextLayout};
 use vidcls_model::{VideoClassifier, VideoModelConfig, VisualInput};
 
 use super::visual_args::VisualArgs;
-use crate::checkpoint::{LoadedClassifier, load_classifier};
 use crate::device::{BackendTask, DeviceKind, run_on};
 use crate::issues::IssueTally;
-use crate::output::PendingFile;
-use crate::prefetch::for_each_chunk;
 use crate::progress::bar;
+use vidcls_datasets::output::PendingFile;
+use vidcls_datasets::prefetch::for_each_chunk;
+use vidcls_training::checkpoint::{LoadedClassifier, load_classifier};
+use vidcls_training::config::TrainingConfig;
+use vidcls_training::data::{open_dataset, text_encoder};
 
 /// Arguments of `vidcls predict`.
 #[derive(Args, Debug)]
@@ -54,9 +55,9 @@ pub struct PredictArgs {
     /// Videos per forward pass.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
-    /// Frame slots per video.
-    #[arg(long, default_value_t = DEFAULT_MAX_FRAMES)]
-    pub max_frames: usize,
+    /// Frame slots per video (default: the run's, else 8).
+    #[arg(long)]
+    pub max_frames: Option<usize>,
     /// Device to run the model on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
@@ -69,7 +70,7 @@ pub struct PredictArgs {
 /// Runs `vidcls predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     ensure!(args.batch_size > 0, "--batch-size must be positive");
-    ensure!(args.max_frames > 0, "--max-frames must be positive");
+    ensure!(args.max_frames != Some(0), "--max-frames must be positive");
     let start = Instant::now();
     let summary = run_on(args.device, Predict { args })?;
     let seconds = start.elapsed().as_secs_f64();
@@ -106,25 +107,30 @@ impl BackendTask for Predict<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<Summary> {
         let args = self.args;
+        let loaded = load_classifier::<B>(&args.checkpoint, args.bert_dir.as_deref(), &device)?;
+        let mut data = loaded.data_settings();
+        if let Some(max_frames) = args.max_frames {
+            data.max_frames = max_frames;
+        }
         let LoadedClassifier {
             config,
             model,
             tokenizer_dir,
-        } = load_classifier::<B>(&args.checkpoint, args.bert_dir.as_deref(), &device)?;
+            ..
+        } = loaded;
         let tokenizer_dir = tokenizer_dir.with_context(|| {
             format!(
                 "{} has no tokenizer: give --bert-dir",
                 args.checkpoint.display()
             )
         })?;
-        let text = TextEncoder::from_dir(&tokenizer_dir)?;
-        check_compatible(&config, &text, args)?;
+        let text = text_encoder(&tokenizer_dir, &data)?;
+        check_compatible(&config, &text, &data, args)?;
         let pad_id = text.special_tokens().pad;
         let source = args
             .visual
             .source_with_feature_dim(config.encoder.swin.num_features())?;
-        let dataset =
-            VideoDataset::unlabeled(&args.annotations, source, Arc::new(text), args.max_frames)?;
+        let dataset = open_dataset(&args.annotations, source, Arc::new(text), &data, false)?;
 
         let videos = dataset.annotations().len();
         let mut writer = PredictionWriter::create(args, videos, config.num_classes)?;
@@ -138,7 +144,7 @@ impl BackendTask for Predict<'_> {
             videos,
             args.batch_size,
             |chunk| -> Vec<VideoItem> { chunk.par_iter().map(|&i| dataset.item(i)).collect() },
-            |items| {
+            |items| -> Result<()> {
                 for item in &items {
                     if item.input_ids.is_empty() {
                         bail!("{}", item.issues.join("; "));
@@ -166,6 +172,7 @@ impl BackendTask for Predict<'_> {
 fn check_compatible(
     config: &VideoModelConfig,
     text: &TextEncoder,
+    data: &TrainingConfig,
     args: &PredictArgs,
 ) -> Result<()> {
     let checkpoint = args.checkpoint.display();
@@ -176,9 +183,13 @@ fn check_compatible(
         text.vocab_size(),
         bert.vocab_size
     );
+    let text_len = match data.text_layout {
+        TextLayout::Seed => SEED_LEN,
+        TextLayout::Compact => data.max_text_len,
+    };
     ensure!(
-        bert.max_position_embeddings >= SEED_LEN,
-        "the model {checkpoint} has {} text positions, fewer than the {SEED_LEN} ids of a video",
+        bert.max_position_embeddings >= text_len,
+        "the model {checkpoint} has {} text positions, fewer than the {text_len} ids of a video",
         bert.max_position_embeddings
     );
     let classes = Taxonomy::get().num_classes();
@@ -188,10 +199,11 @@ fn check_compatible(
         config.num_classes
     );
     let swin = &config.encoder.swin;
-    if args.visual.frames.is_some() && swin.img_size != CROP_SIZE {
+    if args.visual.frames.is_some() && swin.img_size != data.frame_side {
         bail!(
-            "the model {checkpoint} takes {0}x{0} frames but frames are cropped to {CROP_SIZE}x{CROP_SIZE}",
-            swin.img_size
+            "the model {checkpoint} takes {0}x{0} frames but frames are prepared as {1}x{1}",
+            swin.img_size,
+            data.frame_side
         );
     }
     Ok(())
@@ -274,6 +286,7 @@ impl PredictionWriter {
             writer.finish()?;
             file.commit(true)?;
         }
-        self.csv.commit(true)
+        self.csv.commit(true)?;
+        Ok(())
     }
 }

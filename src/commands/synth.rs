@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use vidcls_datasets::synth::{SynthConfig, write_synthetic_dataset};
+use vidcls_datasets::synth::{DEFAULT_FRAME_CUE, SynthConfig, write_synthetic_dataset};
 
 use crate::progress::bar;
 
@@ -28,6 +28,18 @@ pub struct SynthArgs {
     /// Random seed; the same seed gives the same dataset.
     #[arg(long, default_value_t = 2022)]
     pub seed: u64,
+    /// Number of categories (1 to 200) the videos are drawn from: chosen from the seed, spread
+    /// over the level-1 groups, with a skewed distribution among them.
+    #[arg(long, default_value_t = 200)]
+    pub categories: usize,
+    /// Multiplies the probabilities (0.7, 0.3, 0.4) that a title, an ocr item and an asr carry
+    /// their category's keyword, 0 to 1/0.7: 0 gives no keywords, 0.3 a weak text cue.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub text_cue: f64,
+    /// Probability that a video's frames show their category's colour and stripes (otherwise
+    /// those of a random category), 0 to 1.
+    #[arg(long, default_value_t = DEFAULT_FRAME_CUE, allow_negative_numbers = true)]
+    pub frame_cue: f64,
 }
 
 impl SynthArgs {
@@ -38,6 +50,9 @@ impl SynthArgs {
             unlabeled: self.unlabeled,
             test: self.test,
             seed: self.seed,
+            categories: self.categories,
+            text_cue: self.text_cue,
+            frame_cue: self.frame_cue,
         }
     }
 }
@@ -65,4 +80,23 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SynthArgs,
+    }
+
+    #[test]
+    fn defaults_match_the_generator_defaults() {
+        let cli = Cli::parse_from(["synth", "--out", "data"]);
+        assert_eq!(cli.args.config(), SynthConfig::default());
+    }
 }

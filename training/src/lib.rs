@@ -1,3 +1,21 @@
-//! vidcls training: the competition's metric (and, later, the training loop).
+//! vidcls training: fine-tuning on burn-train's Learner with the reference's recipe
+//! (FGM/PGD, EMA, BertAdam and its schedule, label smoothing, resampling), the competition's
+//! metric, and run directories.
 
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod ema;
+pub mod finetune;
+pub mod loss;
 pub mod metric;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod renderer;
+pub mod resume;
+pub mod run;
+pub mod schedule;
+pub mod step;
+pub mod strategy;

@@ -1,11 +1,11 @@
 //! The competition's metric: mean of the level-1 and level-2 micro and macro F1 scores, with
 //! scikit-learn's `f1_score` semantics, plus both accuracies.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vidcls_datasets::taxonomy::Taxonomy;
 
 /// The seven numbers the reference reports.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// Level-1 accuracy.
     pub lv1_acc: f64,

@@ -1,6 +1,7 @@
 use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+use burn::tensor::module::embedding;
 
 /// Configuration to create [`BertEmbeddings`].
 #[derive(Config, Debug)]
@@ -71,6 +72,23 @@ impl<B: Backend> BertEmbeddings<B> {
     /// - input_ids: `[batch, seq_len]`
     /// - output: `[batch, seq_len, hidden_size]`
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.forward_perturbed(input_ids, None)
+    }
+
+    /// Embeds token ids as [`forward`](Self::forward) does, as if `word_delta` were added to
+    /// the word-embedding matrix (adversarial training perturbs that matrix). The matrix itself
+    /// is left as it is: the delta's rows are looked up and added, so the gradient with respect
+    /// to the matrix is the one at the perturbed point.
+    ///
+    /// # Shapes
+    /// - input_ids: `[batch, seq_len]`
+    /// - word_delta: `[vocab_size, hidden_size]`
+    /// - output: `[batch, seq_len, hidden_size]`
+    pub fn forward_perturbed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        word_delta: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 3> {
         let [_, seq_len] = input_ids.dims();
         let positions = self
             .position_embeddings
@@ -84,7 +102,11 @@ impl<B: Backend> BertEmbeddings<B> {
             .val()
             .narrow(0, 0, 1)
             .unsqueeze_dim::<3>(0);
-        let embeddings = self.word_embeddings.forward(input_ids) + positions + token_type;
+        let mut words = self.word_embeddings.forward(input_ids.clone());
+        if let Some(delta) = word_delta {
+            words = words + embedding(delta, input_ids);
+        }
+        let embeddings = words + positions + token_type;
         self.dropout.forward(self.layer_norm.forward(embeddings))
     }
 }

@@ -2,7 +2,8 @@ use burn::prelude::*;
 
 use super::{CrossModalityLayer, CrossModalityLayerConfig};
 use crate::bert::{
-    BertConfig, BertEmbeddings, BertEncoder, BertEncoderConfig, Pooler, additive_attention_mask,
+    BertConfig, BertEmbeddings, BertEncoder, BertEncoderConfig, Pooler, Pooling,
+    additive_attention_mask,
 };
 
 /// Configuration to create a [`TwoStreamEncoder`].
@@ -16,6 +17,9 @@ pub struct TwoStreamEncoderConfig {
     pub visual_layers: usize,
     /// Number of cross-modality layers (`x_layers`).
     pub cross_layers: usize,
+    /// What the pooled output summarises: the first text token (the reference) or their mean.
+    #[config(default = "Pooling::First")]
+    pub pooling: Pooling,
 }
 
 /// The three outputs of a [`TwoStreamEncoder`].
@@ -25,7 +29,8 @@ pub struct TwoStreamOutput<B: Backend> {
     pub text: Tensor<B, 3>,
     /// Final visual states, `[batch, visual_len, hidden_size]`.
     pub visual: Tensor<B, 3>,
-    /// Pooled output, `tanh(dense(text[:, 0]))`, `[batch, hidden_size]`.
+    /// Pooled output, `tanh(dense(text[:, 0]))` (or of the mean text state), `[batch,
+    /// hidden_size]`.
     pub pooled: Tensor<B, 2>,
 }
 
@@ -41,8 +46,11 @@ pub struct TwoStreamEncoder<B: Backend> {
     pub visual_encoder: BertEncoder<B>,
     /// Cross-modality layers.
     pub cross_layers: Vec<CrossModalityLayer<B>>,
-    /// Pooler of the text stream's first token.
+    /// Pooler of the text stream.
     pub pooler: Pooler<B>,
+    /// What the pooler summarises.
+    #[module(skip)]
+    pub pooling: Pooling,
 }
 
 impl TwoStreamEncoderConfig {
@@ -61,6 +69,7 @@ impl TwoStreamEncoderConfig {
                 .map(|_| cross_layer.init(device))
                 .collect(),
             pooler: self.bert.pooler_config().init(device),
+            pooling: self.pooling,
         }
     }
 }
@@ -83,12 +92,30 @@ impl<B: Backend> TwoStreamEncoder<B> {
         visual: Tensor<B, 3>,
         visual_mask: Option<Tensor<B, 2>>,
     ) -> TwoStreamOutput<B> {
+        let text = self.embeddings.forward(input_ids);
+        self.forward_embedded(text, text_mask, visual, visual_mask)
+    }
+
+    /// Encodes already embedded text (the output of [`BertEmbeddings`]) and visual features,
+    /// as [`forward`](Self::forward) does after its embedding step.
+    ///
+    /// # Shapes
+    /// - text: `[batch, text_len, hidden_size]`
+    /// - text_mask: `[batch, text_len]`
+    /// - visual: `[batch, visual_len, hidden_size]`
+    /// - visual_mask: `[batch, visual_len]`
+    pub fn forward_embedded(
+        &self,
+        text: Tensor<B, 3>,
+        text_mask: Tensor<B, 2>,
+        visual: Tensor<B, 3>,
+        visual_mask: Option<Tensor<B, 2>>,
+    ) -> TwoStreamOutput<B> {
+        let token_mask = text_mask.clone();
         let text_mask = Some(additive_attention_mask(text_mask));
         let visual_mask = visual_mask.map(additive_attention_mask);
 
-        let text = self
-            .text_encoder
-            .forward(self.embeddings.forward(input_ids), text_mask.clone());
+        let text = self.text_encoder.forward(text, text_mask.clone());
         let visual = self.visual_encoder.forward(visual, visual_mask.clone());
         let (text, visual) =
             self.cross_layers
@@ -97,7 +124,7 @@ impl<B: Backend> TwoStreamEncoder<B> {
                     layer.forward(text, text_mask.clone(), visual, visual_mask.clone())
                 });
         TwoStreamOutput {
-            pooled: self.pooler.forward(text.clone()),
+            pooled: self.pooler.pool(text.clone(), token_mask, self.pooling),
             text,
             visual,
         }

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot};
+use std::collections::HashMap;
+
+use burn::module::ParamId;
+use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, TensorSnapshot};
 
 use super::LoadError;
 use super::names::{BURN_TO_REFERENCE, remapper};
@@ -45,11 +48,28 @@ pub fn save_pretrain_safetensors<B: Backend>(
     write_safetensors(tensors, path.as_ref())
 }
 
+/// The parameters of a model in PyTorch layout, under reference names (read lazily).
+fn reference_snapshots<B: Backend, M: ModuleSnapshot<B>>(model: &M) -> Vec<TensorSnapshot> {
+    let snapshots = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false);
+    remapper(&[BURN_TO_REFERENCE]).remap(snapshots).0
+}
+
+/// The reference's state-dict name of every parameter of a model (e.g.
+/// `encoder.bert.embeddings.LayerNorm.weight` for the embeddings' LayerNorm `gamma`), by
+/// parameter id: the names an export writes, for rules that the reference states by name
+/// (which parameters decay) and for state kept by name (optimizer moments, EMA).
+pub fn reference_parameter_names<B: Backend, M: ModuleSnapshot<B>>(
+    model: &M,
+) -> HashMap<ParamId, String> {
+    reference_snapshots(model)
+        .into_iter()
+        .filter_map(|snapshot| Some((snapshot.tensor_id?, snapshot.full_path())))
+        .collect()
+}
+
 /// The parameters of a model in PyTorch layout, under reference names.
 fn reference_tensors<B: Backend, M: ModuleSnapshot<B>>(model: &M) -> Vec<(String, TensorData)> {
-    let snapshots = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false);
-    let (snapshots, _) = remapper(&[BURN_TO_REFERENCE]).remap(snapshots);
-    snapshots
+    reference_snapshots(model)
         .into_iter()
         .map(|snapshot| {
             let data = snapshot

@@ -26,7 +26,9 @@ mod export;
 mod infer;
 mod names;
 
-pub use export::{save_classifier_safetensors, save_pretrain_safetensors};
+pub use export::{
+    reference_parameter_names, save_classifier_safetensors, save_pretrain_safetensors,
+};
 pub use infer::{
     TensorShapes, infer_classifier_config, infer_pretrain_config, infer_swin_config,
     is_pretrain_state_dict, official_swin_tensor_shapes, reference_tensor_shapes,

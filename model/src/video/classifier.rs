@@ -34,6 +34,15 @@ impl<B: Backend> VideoClassifier<B> {
             .encoder
             .forward(input_ids, text_mask, visual, frame_mask)
             .pooled;
+        self.classify(pooled)
+    }
+
+    /// Class logits from the pooled output of the encoder (dropout, then the classifier).
+    ///
+    /// # Shapes
+    /// - pooled: `[batch, hidden_size]`
+    /// - output: `[batch, num_classes]`
+    pub fn classify(&self, pooled: Tensor<B, 2>) -> Tensor<B, 2> {
         self.classifier.forward(self.dropout.forward(pooled))
     }
 }

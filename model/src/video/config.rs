@@ -37,6 +37,17 @@ impl VideoModelConfig {
         Self::new(VideoTextEncoderConfig::new(SwinConfig::micro(), two_stream))
     }
 
+    /// Sets every dropout probability of the model (embeddings, attention, residual branches,
+    /// classifier) and the stochastic depth rate of the backbone to `probability`; `0` makes
+    /// training deterministic (for debugging and parity checks).
+    pub fn set_dropout(&mut self, probability: f64) {
+        let bert = &mut self.encoder.two_stream.bert;
+        bert.hidden_dropout_prob = probability;
+        bert.attention_probs_dropout_prob = probability;
+        self.encoder.swin.drop_path_rate = probability;
+        self.classifier_dropout = probability;
+    }
+
     fn bert(&self) -> &BertConfig {
         &self.encoder.two_stream.bert
     }

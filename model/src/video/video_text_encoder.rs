@@ -66,12 +66,23 @@ impl<B: Backend> VideoTextEncoder<B> {
         visual: VisualInput<B>,
         frame_mask: Option<Tensor<B, 2>>,
     ) -> TwoStreamOutput<B> {
+        let visual = self.visual_states(visual);
+        self.two_stream
+            .forward(input_ids, text_mask, visual, frame_mask)
+    }
+
+    /// The visual stream's input to the two-stream encoder: the backbone's features (unless
+    /// given) projected by `video_dense`. It does not depend on the text, so a training step
+    /// that encodes the same videos with several text perturbations can compute it once.
+    ///
+    /// # Shapes
+    /// - visual: see [`VisualInput`]
+    /// - output: `[batch, frames, hidden_size]`
+    pub fn visual_states(&self, visual: VisualInput<B>) -> Tensor<B, 3> {
         let features = match visual {
             VisualInput::Frames(frames) => self.visual_backbone.forward(frames),
             VisualInput::Features(features) => features,
         };
-        let visual = self.video_dense.forward(features);
-        self.two_stream
-            .forward(input_ids, text_mask, visual, frame_mask)
+        self.video_dense.forward(features)
     }
 }

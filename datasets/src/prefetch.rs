@@ -4,20 +4,18 @@
 
 use std::sync::mpsc::sync_channel;
 
-use anyhow::Result;
-
 /// Chunks prepared ahead of the one being consumed.
 const AHEAD: usize = 2;
 
 /// Calls `consume(prepare(chunk))` for the consecutive chunks of `chunk_size` indices of
 /// `0..len`, in order; `prepare` runs on a background thread, up to [`AHEAD`] chunks ahead.
 /// Stops at the first error of `consume`.
-pub fn for_each_chunk<T: Send>(
+pub fn for_each_chunk<T: Send, E>(
     len: usize,
     chunk_size: usize,
     prepare: impl Fn(&[usize]) -> T + Sync,
-    mut consume: impl FnMut(T) -> Result<()>,
-) -> Result<()> {
+    mut consume: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E> {
     let indices: Vec<usize> = (0..len).collect();
     let prepare = &prepare;
     std::thread::scope(|scope| {
@@ -50,7 +48,7 @@ mod tests {
             |chunk| chunk.to_vec(),
             |chunk| {
                 seen.push(chunk);
-                Ok(())
+                Ok::<(), String>(())
             },
         )
         .unwrap();
@@ -63,8 +61,7 @@ mod tests {
             |chunk| chunk[0],
             |_| {
                 consumed += 1;
-                anyhow::ensure!(consumed < 3, "stop");
-                Ok(())
+                if consumed < 3 { Ok(()) } else { Err("stop") }
             },
         );
         assert!(result.is_err());

@@ -1,0 +1,124 @@
+//! Writing output files atomically: to a temporary file beside the target, renamed into place
+//! once complete, so an interrupted run never leaves a partial file that looks finished. Every
+//! file vidcls writes goes through here.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+/// Writes `path` through `write`, atomically.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut pending = PendingFile::create(path)?;
+    write(pending.writer()).map_err(|e| with_path(path, e))?;
+    pending.commit(true)
+}
+
+/// An output file being written: a temporary file beside `path`, moved to `path` by
+/// [`commit`](PendingFile::commit), removed if dropped before.
+pub struct PendingFile {
+    path: PathBuf,
+    temp: NamedTempFile,
+    writer: BufWriter<File>,
+}
+
+impl PendingFile {
+    /// Starts writing `path`.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let temp = temp_beside(path)?;
+        let writer = BufWriter::new(temp.reopen().map_err(|e| with_path(path, e))?);
+        Ok(PendingFile {
+            path: path.to_path_buf(),
+            temp,
+            writer,
+        })
+    }
+
+    /// The temporary file's path (for writers that take a path).
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// A second handle on the temporary file (for writers that own their file).
+    pub fn reopen(&self) -> io::Result<File> {
+        self.temp.reopen().map_err(|e| with_path(&self.path, e))
+    }
+
+    /// Where the content goes.
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        &mut self.writer
+    }
+
+    /// Moves the finished file to its path; with `overwrite` false, fails if the path exists.
+    pub fn commit(mut self, overwrite: bool) -> io::Result<()> {
+        self.writer.flush().map_err(|e| with_path(&self.path, e))?;
+        drop(self.writer);
+        let persisted = if overwrite {
+            self.temp.persist(&self.path).map(drop)
+        } else {
+            self.temp.persist_noclobber(&self.path).map(drop)
+        };
+        persisted.map_err(|e| {
+            io::Error::new(
+                e.error.kind(),
+                format!(
+                    "cannot move the output into {}: {}",
+                    self.path.display(),
+                    e.error
+                ),
+            )
+        })
+    }
+}
+
+/// An I/O error that names the file it happened on.
+fn with_path(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// A new temporary file in the directory of `path`, with the permissions of a newly created
+/// file (not the owner-only ones of temporary files).
+fn temp_beside(path: &Path) -> io::Result<NamedTempFile> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".vidcls-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create a temporary file in {}: {e}", dir.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        let mut pending = PendingFile::create(&path).unwrap();
+        writeln!(pending.writer(), "hello").unwrap();
+        assert!(!path.exists());
+        pending.commit(true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
+
+        let failed = write_atomically(&path, |_| Err(io::Error::other("broken")));
+        assert!(failed.unwrap_err().to_string().contains("out.txt"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

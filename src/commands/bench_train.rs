@@ -1,0 +1,173 @@
+//! `vidcls bench train`: throughput of full fine-tuning steps (forward, loss, backward, the
+//! adversarial passes, BertAdam and the EMA update) on random inputs.
+
+use anyhow::{Result, ensure};
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::train::Learner;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use vidcls_datasets::batcher::{VideoBatch, VisualBatch};
+use vidcls_training::config::{Adversarial, Preset, TrainingConfig};
+use vidcls_training::ema::Ema;
+use vidcls_training::optim::{AdamOptimizer, AdamSettings};
+use vidcls_training::schedule::LrSchedule;
+use vidcls_training::step::{FinetuneModel, Objective};
+
+use super::bench_infer::{Inputs, REFERENCE_VOCAB, time};
+use super::preset::PresetArg;
+use crate::device::{BackendTask, DeviceKind, run_on};
+
+/// Adversarial training of the measured steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchAdversarial {
+    /// FGM (the reference's): two forward/backward passes per step.
+    Fgm,
+    /// PGD (3 attack steps): four passes per step.
+    Pgd,
+    /// One pass per step.
+    None,
+}
+
+/// Arguments of `vidcls bench train`.
+#[derive(Args, Debug)]
+pub struct TrainBenchArgs {
+    /// Model sizes and training settings (dropout, EMA, optimizer).
+    #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
+    pub preset: PresetArg,
+    /// Videos per step.
+    #[arg(long, default_value_t = 2)]
+    pub batch_size: usize,
+    /// Frame slots per video (all real frames).
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Text ids per video (all real tokens).
+    #[arg(long, default_value_t = vidcls_datasets::tokenizer::SEED_LEN)]
+    pub text_len: usize,
+    /// Adversarial training.
+    #[arg(long, value_enum, default_value_t = BenchAdversarial::Fgm)]
+    pub adversarial: BenchAdversarial,
+    /// Timed steps, after one untimed warm-up step.
+    #[arg(long, default_value_t = 3)]
+    pub iterations: usize,
+    /// Device to run on.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `bench train` measured.
+#[derive(Serialize)]
+struct TrainReport {
+    preset: String,
+    device: String,
+    batch_size: usize,
+    frames: usize,
+    text_len: usize,
+    adversarial: String,
+    iterations: usize,
+    seconds_per_step: f64,
+    videos_per_s: f64,
+    threads: usize,
+}
+
+struct TrainBench<'a> {
+    args: &'a TrainBenchArgs,
+    training: TrainingConfig,
+}
+
+impl BackendTask for TrainBench<'_> {
+    type Output = f64;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<f64> {
+        let args = self.args;
+        let preset = Preset::from(args.preset);
+        let config = preset.model(REFERENCE_VOCAB);
+        let shape = (args.batch_size, args.frames, args.text_len);
+        let inputs = Inputs::<Autodiff<B>>::random(&config, shape, &device);
+        let labels = Tensor::<Autodiff<B>, 1>::random(
+            [args.batch_size],
+            Distribution::Uniform(0.0, config.num_classes as f64),
+            &device,
+        )
+        .int()
+        .clamp(0, config.num_classes as i64 - 1);
+        let batch = VideoBatch {
+            visual: VisualBatch::Frames(inputs.frames),
+            frame_mask: inputs.frame_mask.int(),
+            input_ids: inputs.input_ids,
+            attention_mask: inputs.text_mask.int(),
+            labels: Some(labels),
+            ids: Vec::new(),
+            issues: Vec::new(),
+        };
+        let training = &self.training;
+        let model = FinetuneModel {
+            classifier: config.init_classifier::<Autodiff<B>>(&device),
+            objective: Objective {
+                label_smoothing: training.label_smoothing,
+                adversarial: training.adversarial,
+            },
+        };
+        let mut ema = Ema::new(training.ema_decay, &model.classifier);
+        // Mid-schedule, so that the learning rate is not 0.
+        let schedule = LrSchedule::new(training, 100_000).at_step(50_000);
+        let optimizer = AdamOptimizer::new(AdamSettings::from_config(training));
+        let mut learner = Learner::new(model, optimizer, schedule);
+        let seconds = time::<_, Autodiff<B>>(args.iterations, &device, || {
+            learner.lr_step();
+            let output = learner.train_step(batch.clone());
+            learner.optimizer_step(output.grads);
+            ema.update(&learner.model().valid().classifier);
+            output.item.loss.into_data()
+        });
+        Ok(seconds)
+    }
+}
+
+/// Runs `vidcls bench train`.
+pub fn run(args: &TrainBenchArgs) -> Result<()> {
+    ensure!(
+        args.batch_size > 0 && args.frames > 0 && args.text_len > 0 && args.iterations > 0,
+        "--batch-size, --frames, --text-len and --iterations must be positive"
+    );
+    let mut training = Preset::from(args.preset).training();
+    training.adversarial = match args.adversarial {
+        BenchAdversarial::Fgm => Adversarial::FGM,
+        BenchAdversarial::Pgd => Adversarial::PGD,
+        BenchAdversarial::None => Adversarial::None,
+    };
+    let seconds = run_on(args.device, TrainBench { args, training })?;
+    let report = TrainReport {
+        preset: format!("{:?}", args.preset).to_lowercase(),
+        device: format!("{:?}", args.device).to_lowercase(),
+        batch_size: args.batch_size,
+        frames: args.frames,
+        text_len: args.text_len,
+        adversarial: format!("{:?}", args.adversarial).to_lowercase(),
+        iterations: args.iterations,
+        seconds_per_step: seconds,
+        videos_per_s: args.batch_size as f64 / seconds,
+        threads: rayon::current_num_threads(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} model, batch {}, {} frames, {} ids, {} adversarial, {}: {:.3} s/step, {:.3} videos/s",
+            report.preset,
+            report.batch_size,
+            report.frames,
+            report.text_len,
+            report.adversarial,
+            report.device,
+            report.seconds_per_step,
+            report.videos_per_s
+        );
+    }
+    Ok(())
+}

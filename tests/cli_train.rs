@@ -1,0 +1,241 @@
+//! End-to-end tests of `vidcls finetune` on small synthetic datasets: it learns, a run killed
+//! mid-epoch resumes to exactly the weights of an uninterrupted run, the same seed gives the
+//! same weights, and its run directory predicts and exports.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn vidcls() -> Command {
+    Command::cargo_bin("vidcls").unwrap()
+}
+
+/// A synthetic dataset of `categories` categories with strong cues.
+fn synth(out: &Path, labeled: usize, categories: usize) {
+    vidcls()
+        .args(["synth", "--unlabeled", "0", "--test", "40", "--seed", "11"])
+        .args(["--labeled", &labeled.to_string()])
+        .args(["--categories", &categories.to_string()])
+        .args(["--text-cue", "1.4"])
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
+/// `finetune` arguments of a small, quick run on `data`.
+fn finetune_args(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["finetune", "--preset", "tiny", "--data"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(data.display().to_string());
+    args.push("--out".into());
+    args.push(out.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn steps_logged(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("steps.csv"))
+        .map(|text| text.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_to_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 48, 4);
+    // 48 videos, 10% validation: 43 training videos, 11 steps of 4 per epoch, 2 epochs;
+    // dropout on, so the resumed run must also draw the same masks.
+    let settings = [
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "3",
+        "--dropout",
+        "0.1",
+    ];
+    let whole = dir.path().join("whole");
+    vidcls()
+        .args(finetune_args(&data, &whole, &settings))
+        .assert()
+        .success();
+
+    let killed = dir.path().join("killed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vidcls"))
+        .args(finetune_args(&data, &killed, &settings))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it in the first epoch, some steps after its first checkpoint.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while steps_logged(&killed) < 8 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "the run made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.join("raw.safetensors").exists(),
+        "killed after the first epoch"
+    );
+
+    vidcls()
+        .args(finetune_args(&data, &killed, &settings))
+        .arg("--resume")
+        .assert()
+        .success();
+    for file in ["raw.safetensors", "model.safetensors", "last.safetensors"] {
+        assert!(
+            read(&whole.join(file)) == read(&killed.join(file)),
+            "{file} differs between the uninterrupted and the resumed run"
+        );
+    }
+    assert_eq!(steps_logged(&killed), steps_logged(&whole));
+    let metrics = |run: &Path| -> Vec<String> {
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            // The last column is the epoch's wall time.
+            .map(|line| line.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(metrics(&whole), metrics(&killed));
+
+    // A finished run is not started over by mistake.
+    vidcls()
+        .args(finetune_args(&data, &whole, &settings))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--resume"));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 24, 3);
+    let settings = ["--batch-size", "4", "--max-steps", "4", "--val-ratio", "0"];
+    let runs: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|name| dir.path().join(name))
+        .collect();
+    for (run, seed) in runs.iter().zip(["5", "5", "6"]) {
+        vidcls()
+            .args(finetune_args(&data, run, &settings))
+            .args(["--seed", seed])
+            .assert()
+            .success();
+    }
+    let weights = |run: &Path| read(&run.join("raw.safetensors"));
+    assert!(weights(&runs[0]) == weights(&runs[1]));
+    assert!(weights(&runs[0]) != weights(&runs[2]));
+}
+
+#[test]
+fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 160, 4);
+    let run = dir.path().join("run");
+    let output = vidcls()
+        .args(finetune_args(
+            &data,
+            &run,
+            &["--batch-size", "16", "--epochs", "4", "--val-ratio", "0.25"],
+        ))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8_lossy(&output);
+    assert!(stdout.contains("best validation mean_f1"), "{stdout}");
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "last.safetensors",
+        "raw.safetensors",
+        "vocab.txt",
+        "train.log",
+        "metrics.csv",
+        "steps.csv",
+        "curves.png",
+    ] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["training"]["frame_side"], 32);
+    assert_eq!(config["model"]["encoder"]["swin"]["img_size"], 32);
+
+    // Validation mean F1 far above chance (4 categories: a constant guess scores < 0.2).
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|&name| name == "mean_f1").unwrap();
+    let best = metrics
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(column).unwrap().parse::<f64>().unwrap())
+        .fold(0.0, f64::max);
+    assert!(best > 0.6, "validation mean_f1 {best}:\n{metrics}");
+
+    // The run directory predicts the test split (its frames at the run's 32 px) without
+    // --bert-dir, and scores above chance there too.
+    let result = dir.path().join("result.csv");
+    vidcls()
+        .args(["predict", "--checkpoint"])
+        .arg(&run)
+        .arg("--annotations")
+        .arg(data.join("annotations/test.json"))
+        .arg("--frames")
+        .arg(data.join("zip_frames/test"))
+        .arg("--output")
+        .arg(&result)
+        .assert()
+        .success();
+    let scores = vidcls()
+        .args(["evaluate", "--json", "--result"])
+        .arg(&result)
+        .arg("--ground-truth")
+        .arg(data.join("test_ground_truth.csv"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let scores: Value = serde_json::from_slice(&scores).unwrap();
+    assert!(scores["mean_f1"].as_f64().unwrap() > 0.5, "{scores}");
+
+    // Export: the model (EMA) by default, the raw weights on request; they differ.
+    let ema = dir.path().join("ema.safetensors");
+    let raw = dir.path().join("raw.safetensors");
+    for (weights, output) in [("ema", &ema), ("raw", &raw)] {
+        vidcls()
+            .args(["export", "--weights", weights, "--checkpoint"])
+            .arg(&run)
+            .arg("--output")
+            .arg(output)
+            .assert()
+            .success();
+    }
+    assert!(read(&ema) == read(&run.join("model.safetensors")));
+    assert!(read(&raw) == read(&run.join("raw.safetensors")));
+    assert!(read(&ema) != read(&raw));
+}

@@ -1,0 +1,428 @@
+//! The fine-tuning loop, as burn-train's custom learning strategy: per step the learner's
+//! schedule, train step (with the adversarial passes) and optimizer step, then the EMA update;
+//! per epoch a validation of the EMA weights over the whole validation set, the run
+//! directory's files and the best model; resumable checkpoints every few steps.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::data::dataloader::{DataLoader, Progress};
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::{
+    ClassificationOutput, InferenceStep, Interrupter, Learner, LearningComponentsMarker,
+    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents,
+    ValidLoader,
+};
+use burn::train::{EventProcessorTraining, LearnerEvent, TrainingItem};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use vidcls_datasets::dataset::VideoDataset;
+use vidcls_datasets::loader::VideoLoader;
+
+use crate::checkpoint::{LAST_FILE, MODEL_FILE, RAW_FILE, save_weights};
+use crate::ema::Ema;
+use crate::metric::{Scores, score};
+use crate::optim::AdamOptimizer;
+use crate::renderer::format_duration;
+use crate::resume::{ResumeState, save_resume_point};
+use crate::run::{EpochRecord, RunFiles};
+use crate::schedule::LrSchedule;
+use crate::step::FinetuneModel;
+
+/// burn-train's components of a fine-tuning run on the inner backend `B`.
+pub type FinetuneComponents<B> =
+    LearningComponentsMarker<B, LrSchedule, FinetuneModel<B>, AdamOptimizer<B>>;
+
+/// The order of the training videos and the length of the run.
+#[derive(Clone)]
+pub struct TrainPlan {
+    /// All labeled videos.
+    pub dataset: VideoDataset,
+    /// The training videos as indices of `dataset`, repeats included (resampling).
+    pub train: Vec<usize>,
+    /// Videos per step.
+    pub batch_size: usize,
+    /// Shuffle every epoch.
+    pub shuffle: bool,
+    /// Seed of the order and of the dropout masks.
+    pub seed: u64,
+    /// Planned epochs.
+    pub epochs: usize,
+    /// Stop after this many steps.
+    pub max_steps: Option<usize>,
+    /// Optimizer steps between resumable checkpoints (0 = epoch ends only).
+    pub checkpoint_every: usize,
+    /// `[PAD]` id of the tokenizer.
+    pub pad_id: u32,
+    /// Preprocessing threads.
+    pub workers: usize,
+}
+
+impl TrainPlan {
+    /// Steps of a full epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train.len().div_ceil(self.batch_size)
+    }
+
+    /// Steps of the whole run (the schedule's `T`).
+    pub fn total_steps(&self) -> usize {
+        let planned = self.steps_per_epoch() * self.epochs;
+        self.max_steps.map_or(planned, |max| max.min(planned))
+    }
+
+    /// The training videos of `epoch` (1-based) in their order: shuffled with a generator
+    /// seeded by the seed and the epoch, so the order of an epoch needs no saved state.
+    pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        let mut order = self.train.clone();
+        if self.shuffle {
+            let mut rng = StdRng::seed_from_u64(
+                self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            order.shuffle(&mut rng);
+        }
+        order
+    }
+
+    /// The loader of `epoch`, from its `skip`-th video on.
+    pub fn loader<B: Backend>(
+        &self,
+        epoch: usize,
+        skip: usize,
+        device: &B::Device,
+    ) -> VideoLoader<B> {
+        let order: Vec<usize> = self.epoch_order(epoch).into_iter().skip(skip).collect();
+        VideoLoader::new(
+            self.dataset.select(order),
+            self.pad_id,
+            self.batch_size,
+            self.workers,
+            device.clone(),
+        )
+    }
+}
+
+/// The result of a fit, left for the caller.
+#[derive(Debug, Clone, Default)]
+pub struct FitReport {
+    /// Finished epochs.
+    pub history: Vec<EpochRecord>,
+    /// Optimizer steps done.
+    pub steps: usize,
+    /// The best validation mean F1.
+    pub best_mean_f1: Option<f64>,
+    /// Whether the run stopped early (interrupted).
+    pub interrupted: bool,
+    /// An error that ended the run.
+    pub error: Option<String>,
+}
+
+/// The fine-tuning strategy (see the module documentation).
+pub struct FinetuneStrategy<B: AutodiffBackend> {
+    /// The training data and run length.
+    pub plan: TrainPlan,
+    /// The validation videos (EMA weights), if any.
+    pub validation: Option<VideoLoader<B::InnerBackend>>,
+    /// EMA decay (0 = no EMA).
+    pub ema_decay: f64,
+    /// Where the run resumes.
+    pub start: ResumeState,
+    /// The EMA to continue from (resume), else it starts as a copy of the weights.
+    pub ema: Mutex<Option<Ema<B::InnerBackend>>>,
+    /// A clone of the learner's optimizer (clones share their state), for resume points.
+    pub optimizer: AdamOptimizer<B>,
+    /// The run directory's files.
+    pub files: Arc<Mutex<RunFiles>>,
+    /// The report of the fit.
+    pub report: Arc<Mutex<FitReport>>,
+    /// The device.
+    pub device: B::Device,
+}
+
+/// The state of a fit in progress.
+struct Fit<B: AutodiffBackend> {
+    learner: Learner<FinetuneComponents<B>>,
+    ema: Option<Ema<B::InnerBackend>>,
+    state: ResumeState,
+    epoch_started: Instant,
+}
+
+impl<B: AutodiffBackend> FinetuneStrategy<B> {
+    fn log(&self, message: &str) {
+        self.files.lock().expect("run files").log(message);
+    }
+
+    /// Saves the resume point of `fit`.
+    fn checkpoint(&self, fit: &Fit<B>) -> Result<()> {
+        let raw = fit.learner.model().valid().classifier;
+        let ema = fit.ema.as_ref().map(|ema| ema.apply(raw.clone()));
+        let dir = self.files.lock().expect("run files").dir().to_path_buf();
+        save_resume_point(&dir, &fit.state, &raw, ema.as_ref(), &self.optimizer)
+    }
+
+    /// Validates the EMA weights: (mean loss, scores), or `None` without validation.
+    fn validate(
+        &self,
+        model: &FinetuneModel<B::InnerBackend>,
+        epoch: usize,
+        epochs: usize,
+        processor: &mut SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
+    ) -> Option<(f64, Scores)> {
+        let loader = self.validation.as_ref()?;
+        if loader.num_items() == 0 {
+            return None;
+        }
+        let mut iterator = loader.iter();
+        let (mut loss_sum, mut batches) = (0.0, 0usize);
+        let (mut predictions, mut labels) = (Vec::new(), Vec::new());
+        let mut iteration = 0;
+        while let Some(batch) = iterator.next() {
+            iteration += 1;
+            let output: ClassificationOutput<B::InnerBackend> = model.step(batch);
+            loss_sum += output.loss.clone().into_scalar().elem::<f64>();
+            batches += 1;
+            let to_usize = |data: TensorData| -> Vec<usize> {
+                data.convert::<i64>()
+                    .into_vec::<i64>()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|v| v as usize)
+                    .collect()
+            };
+            predictions.extend(to_usize(output.output.clone().argmax(1).into_data()));
+            labels.extend(to_usize(output.targets.clone().into_data()));
+            let item = TrainingItem {
+                item: output,
+                progress: iterator.progress(),
+                global_progress: Progress::new(epoch, epochs),
+                iteration: Some(iteration),
+                lr: None,
+            };
+            processor.process_valid(LearnerEvent::ProcessedItem(item));
+        }
+        processor.process_valid(LearnerEvent::EndEpoch(epoch));
+        Some((
+            loss_sum / batches.max(1) as f64,
+            score(&labels, &predictions),
+        ))
+    }
+
+    /// Closes an epoch: validation, the epoch's record and files, the best model, the resume
+    /// point.
+    fn end_epoch(
+        &self,
+        fit: &mut Fit<B>,
+        processor: &mut SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
+    ) -> Result<()> {
+        let epoch = fit.state.epoch;
+        processor.process_train(LearnerEvent::EndEpoch(epoch));
+        let raw = fit.learner.model().valid();
+        let evaluated = FinetuneModel {
+            classifier: match &fit.ema {
+                Some(ema) => ema.apply(raw.classifier.clone()),
+                None => raw.classifier.clone(),
+            },
+            objective: raw.objective,
+        };
+        let validation = self.validate(&evaluated, epoch, self.plan.epochs, processor);
+        let record = EpochRecord {
+            epoch,
+            steps: fit.state.step,
+            train_loss: fit.state.epoch_loss_sum / fit.state.batches_done.max(1) as f64,
+            valid_loss: validation.map(|(loss, _)| loss),
+            scores: validation.map(|(_, scores)| scores),
+            seconds: fit.epoch_started.elapsed().as_secs_f64(),
+        };
+        self.log(&epoch_summary(&record));
+        let dir = self.files.lock().expect("run files").dir().to_path_buf();
+        save_weights(&dir.join(LAST_FILE), &evaluated.classifier)?;
+        save_weights(&dir.join(RAW_FILE), &raw.classifier)?;
+        let improved = match (&record.scores, fit.state.best_mean_f1) {
+            (Some(scores), Some(best)) => scores.mean_f1 > best,
+            (Some(_), None) => true,
+            (None, _) => true,
+        };
+        if improved {
+            save_weights(&dir.join(MODEL_FILE), &evaluated.classifier)?;
+            if let Some(scores) = &record.scores {
+                fit.state.best_mean_f1 = Some(scores.mean_f1);
+                self.log(&format!(
+                    "epoch {epoch}: best validation mean_f1 so far, saved as {MODEL_FILE}"
+                ));
+            }
+        }
+        fit.state.history.push(record);
+        {
+            let files = self.files.lock().expect("run files");
+            files.write_metrics(&fit.state.history)?;
+            crate::plot::draw_curves(
+                &files.dir().join(crate::run::CURVES_FILE),
+                &fit.state.history,
+            )?;
+        }
+        fit.state.epoch += 1;
+        fit.state.batches_done = 0;
+        fit.state.epoch_loss_sum = 0.0;
+        fit.epoch_started = Instant::now();
+        self.checkpoint(fit)
+    }
+
+    /// The training loop; errors end it.
+    fn run(
+        &self,
+        fit: &mut Fit<B>,
+        interrupter: &Interrupter,
+        processor: &mut SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
+    ) -> Result<bool> {
+        let plan = &self.plan;
+        let total = plan.total_steps();
+        let mut reported = HashSet::new();
+        let steps_per_epoch = plan.steps_per_epoch();
+        while fit.state.epoch <= plan.epochs && fit.state.step < total {
+            let epoch = fit.state.epoch;
+            let skip = fit.state.batches_done * plan.batch_size;
+            let loader = plan.loader::<B>(epoch, skip, &self.device);
+            self.log(&format!(
+                "epoch {epoch}/{}: {} videos in {} steps{}",
+                plan.epochs,
+                plan.train.len(),
+                steps_per_epoch,
+                if skip > 0 {
+                    format!(", resuming after step {}", fit.state.step)
+                } else {
+                    String::new()
+                }
+            ));
+            let mut iterator = loader.iter();
+            while let Some(batch) = iterator.next() {
+                for issue in &batch.issues {
+                    // Once per run is enough: the same videos come back every epoch.
+                    if reported.insert(issue.clone()) {
+                        self.log(&format!("warning: {issue}"));
+                    }
+                }
+                // Dropout masks depend on the seed and the step only, so a resumed run draws
+                // the same ones.
+                B::seed(&self.device, plan.seed.wrapping_add(fit.state.step as u64));
+                fit.learner.lr_step();
+                let output = fit.learner.train_step(batch);
+                fit.learner.optimizer_step(output.grads);
+                if let Some(ema) = &mut fit.ema {
+                    ema.update(&fit.learner.model().valid().classifier);
+                }
+                fit.state.step += 1;
+                fit.state.batches_done += 1;
+                let loss = output.item.loss.clone().into_scalar().elem::<f64>();
+                anyhow::ensure!(
+                    loss.is_finite(),
+                    "the training loss became {loss} at step {}: lower --lr?",
+                    fit.state.step
+                );
+                fit.state.epoch_loss_sum += loss;
+                let lr = fit.learner.lr_current();
+                self.files.lock().expect("run files").append_step(
+                    fit.state.step,
+                    epoch,
+                    loss,
+                    lr,
+                )?;
+                let mut progress = iterator.progress();
+                progress.items_processed += skip;
+                progress.items_total += skip;
+                processor.process_train(LearnerEvent::ProcessedItem(TrainingItem {
+                    item: output.item,
+                    progress,
+                    global_progress: Progress::new(epoch, plan.epochs),
+                    iteration: Some(fit.state.step),
+                    lr: Some(lr),
+                }));
+                let stop = interrupter.should_stop() || fit.state.step >= total;
+                if plan.checkpoint_every > 0
+                    && fit.state.step.is_multiple_of(plan.checkpoint_every)
+                    && !stop
+                    && fit.state.batches_done < steps_per_epoch
+                {
+                    self.checkpoint(fit)?;
+                }
+                if interrupter.should_stop() {
+                    self.log(&format!(
+                        "interrupted at step {}: resume with --resume",
+                        fit.state.step
+                    ));
+                    self.checkpoint(fit)?;
+                    return Ok(true);
+                }
+                if fit.state.step >= total {
+                    break;
+                }
+            }
+            drop(iterator);
+            self.end_epoch(fit, processor)?;
+        }
+        Ok(false)
+    }
+}
+
+impl<B: AutodiffBackend> SupervisedLearningStrategy<FinetuneComponents<B>> for FinetuneStrategy<B> {
+    fn fit(
+        &self,
+        components: TrainingComponents<FinetuneComponents<B>>,
+        learner: Learner<FinetuneComponents<B>>,
+        _dataloader_train: TrainLoader<FinetuneComponents<B>>,
+        _dataloader_valid: ValidLoader<FinetuneComponents<B>>,
+        _starting_epoch: usize,
+    ) -> (
+        FinetuneModel<B>,
+        SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
+    ) {
+        let resumed_ema = self.ema.lock().expect("ema").take();
+        let ema = match resumed_ema {
+            Some(ema) => Some(ema),
+            None => (self.ema_decay > 0.0)
+                .then(|| Ema::new(self.ema_decay, &learner.model().classifier)),
+        };
+        let mut fit = Fit {
+            learner,
+            ema,
+            state: self.start.clone(),
+            epoch_started: Instant::now(),
+        };
+        let TrainingComponents {
+            event_processor: mut processor,
+            interrupter,
+            ..
+        } = components;
+        let outcome = self.run(&mut fit, &interrupter, &mut processor);
+        let mut report = self.report.lock().expect("report");
+        report.history = fit.state.history.clone();
+        report.steps = fit.state.step;
+        report.best_mean_f1 = fit.state.best_mean_f1;
+        match outcome {
+            Ok(interrupted) => report.interrupted = interrupted,
+            Err(error) => report.error = Some(format!("{error:#}")),
+        }
+        (fit.learner.model(), processor)
+    }
+}
+
+/// One line about a finished epoch.
+pub fn epoch_summary(record: &EpochRecord) -> String {
+    let validation = match (&record.valid_loss, &record.scores) {
+        (Some(loss), Some(scores)) => format!(
+            ", validation loss {loss:.4} mean_f1 {:.4} (lv1 acc {:.4}, lv2 acc {:.4})",
+            scores.mean_f1, scores.lv1_acc, scores.lv2_acc
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "epoch {} done after step {} in {}: train loss {:.4}{validation}",
+        record.epoch,
+        record.steps,
+        format_duration(record.seconds),
+        record.train_loss
+    )
+}

@@ -1,0 +1,257 @@
+//! One fine-tuning step (and a few in a row) against the PyTorch implementation of
+//! REFERENCE.md in `scripts/train_reference.py`: the fixtures of
+//! `scripts/make_train_fixtures.py` hold the initial weights, a batch, and the weights after
+//! the steps of each case (plain, no smoothing, FGM, PGD, several steps with EMA, weight decay,
+//! AdamW), with the learning rates and losses PyTorch saw.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::train::Learner;
+use safetensors::SafeTensors;
+use serde_json::Value;
+use vidcls_datasets::batcher::{VideoBatch, VisualBatch};
+use vidcls_model::VideoModelConfig;
+use vidcls_model::loader::{load_reference_weights, save_classifier_safetensors};
+use vidcls_training::config::{Adversarial, OptimizerKind, TrainingConfig};
+use vidcls_training::ema::Ema;
+use vidcls_training::optim::{AdamOptimizer, AdamSettings};
+use vidcls_training::schedule::LrSchedule;
+use vidcls_training::step::{FinetuneModel, Objective};
+
+type B = Autodiff<Flex>;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/training")
+        .join(name)
+}
+
+/// The float32 tensors of a safetensors file, flattened, by name.
+fn read_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    file.names()
+        .into_iter()
+        .filter_map(|name| {
+            let view = file.tensor(name).unwrap();
+            (view.dtype() == safetensors::Dtype::F32).then(|| {
+                let values = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                (name.to_string(), (view.shape().to_vec(), values))
+            })
+        })
+        .collect()
+}
+
+fn int_tensor<const D: usize>(bytes: &SafeTensors, name: &str) -> Tensor<B, D, Int> {
+    let view = bytes.tensor(name).unwrap();
+    let values: Vec<i64> = view
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    Tensor::from_data(
+        TensorData::new(values, view.shape().to_vec()),
+        &Default::default(),
+    )
+}
+
+fn float_tensor<const D: usize>(bytes: &SafeTensors, name: &str) -> Tensor<B, D> {
+    let view = bytes.tensor(name).unwrap();
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    Tensor::from_data(
+        TensorData::new(values, view.shape().to_vec()),
+        &Default::default(),
+    )
+}
+
+fn batch() -> VideoBatch<B> {
+    let bytes = std::fs::read(fixture("inputs.safetensors")).unwrap();
+    let inputs = SafeTensors::deserialize(&bytes).unwrap();
+    let input_ids: Tensor<B, 2, Int> = int_tensor(&inputs, "input_ids");
+    let [batch, _] = input_ids.dims();
+    VideoBatch {
+        visual: VisualBatch::Frames(float_tensor(&inputs, "frames")),
+        frame_mask: float_tensor::<2>(&inputs, "frame_mask").int(),
+        input_ids,
+        attention_mask: float_tensor::<2>(&inputs, "text_mask").int(),
+        labels: Some(int_tensor(&inputs, "labels")),
+        ids: (0..batch).map(|i| i.to_string()).collect(),
+        issues: Vec::new(),
+    }
+}
+
+fn training_config(case: &Value) -> TrainingConfig {
+    let float = |key: &str| case[key].as_f64().unwrap();
+    let int = |key: &str| case[key].as_u64().unwrap() as usize;
+    TrainingConfig {
+        lr: float("lr"),
+        warmup_steps: int("warmup_steps"),
+        warmup_ratio: float("warmup_ratio"),
+        weight_decay: float("weight_decay"),
+        optimizer: match case["optimizer"].as_str().unwrap() {
+            "bertadam" => OptimizerKind::BertAdam,
+            "adamw" => OptimizerKind::AdamW,
+            other => panic!("unknown optimizer {other}"),
+        },
+        label_smoothing: float("label_smoothing"),
+        adversarial: match case["adversarial"].as_str().unwrap() {
+            "none" => Adversarial::None,
+            "fgm" => Adversarial::Fgm {
+                eps: float("fgm_eps"),
+            },
+            "pgd" => Adversarial::Pgd {
+                steps: int("pgd_steps"),
+                alpha: float("pgd_alpha"),
+                eps: float("pgd_eps"),
+            },
+            other => panic!("unknown attack {other}"),
+        },
+        ema_decay: float("ema_decay"),
+        ..TrainingConfig::seed()
+    }
+}
+
+/// Asserts that every tensor of `expected` is within 1e-5 of `actual`, and that the step moved
+/// it measurably where PyTorch moved it (so the comparison can fail).
+fn assert_weights_match(case: &str, actual: &Path, expected: &Path) {
+    let actual = read_tensors(actual);
+    let expected = read_tensors(expected);
+    let initial = read_tensors(&fixture("initial.safetensors"));
+    assert!(!expected.is_empty());
+    let mut moved = 0;
+    for (name, (shape, want)) in &expected {
+        let (got_shape, got) = actual
+            .get(name)
+            .unwrap_or_else(|| panic!("{case}: vidcls has no {name}"));
+        assert_eq!(got_shape, shape, "{case}: shape of {name}");
+        let (_, before) = &initial[name];
+        let mut worst = 0.0f32;
+        let mut movement = 0.0f32;
+        for ((g, w), b) in got.iter().zip(want).zip(before) {
+            worst = worst.max((g - w).abs());
+            movement = movement.max((w - b).abs());
+        }
+        assert!(
+            worst <= 1e-5,
+            "{case}: {name} differs from PyTorch by {worst:e} (the step moved it by {movement:e})"
+        );
+        if movement > 1e-4 {
+            moved += 1;
+        }
+    }
+    assert!(moved > 0, "{case}: no checked tensor moved");
+}
+
+/// Checks the summed movement of every trainable parameter against PyTorch's.
+fn assert_total_movement(case: &Value, actual: &Path) {
+    let actual = read_tensors(actual);
+    let initial = read_tensors(&fixture("initial.safetensors"));
+    for (name, want) in case["delta_l1"].as_object().unwrap() {
+        let want = want.as_f64().unwrap();
+        let (_, after) = &actual[name];
+        let (_, before) = &initial[name];
+        let got: f64 = after
+            .iter()
+            .zip(before)
+            .map(|(a, b)| (a - b).abs() as f64)
+            .sum();
+        assert!(
+            (got - want).abs() <= 1e-3 * want + 1e-6,
+            "{}: summed movement of {name}: vidcls {got:e}, PyTorch {want:e}",
+            case["name"]
+        );
+    }
+}
+
+#[test]
+fn steps_match_the_pytorch_reference() {
+    let config: VideoModelConfig =
+        serde_json::from_str(&std::fs::read_to_string(fixture("config.json")).unwrap()).unwrap();
+    let cases: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("cases.json")).unwrap()).unwrap();
+    assert_eq!(cases.len(), 8);
+    let device = Default::default();
+    let out = tempfile::tempdir().unwrap();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let training = training_config(case);
+        let mut classifier = config.init_classifier::<B>(&device);
+        load_reference_weights(&mut classifier, fixture("initial.safetensors")).unwrap();
+        let schedule = LrSchedule::new(&training, case["total_steps"].as_u64().unwrap() as usize)
+            .at_step(case["start_step"].as_u64().unwrap() as usize);
+        let model = FinetuneModel {
+            classifier,
+            objective: Objective {
+                label_smoothing: training.label_smoothing,
+                adversarial: training.adversarial,
+            },
+        };
+        let mut ema =
+            (training.ema_decay > 0.0).then(|| Ema::new(training.ema_decay, &model.classifier));
+        let optimizer = AdamOptimizer::<B>::new(AdamSettings::from_config(&training));
+        let mut learner = Learner::new(model, optimizer, schedule);
+        let batch = batch();
+        for step in 0..case["steps"].as_u64().unwrap() as usize {
+            learner.lr_step();
+            let lr = learner.lr_current();
+            let want_lr = case["lrs"][step].as_f64().unwrap();
+            assert!(
+                (lr - want_lr).abs() <= 1e-12 + 1e-9 * want_lr,
+                "{name} step {step}: lr {lr} vs {want_lr}"
+            );
+            let output = learner.train_step(batch.clone());
+            let loss: f32 = output.item.loss.clone().into_scalar();
+            let want_loss = case["losses"][step].as_f64().unwrap();
+            assert!(
+                (loss as f64 - want_loss).abs() < 1e-5,
+                "{name} step {step}: loss {loss} vs {want_loss}"
+            );
+            learner.optimizer_step(output.grads);
+            if let Some(ema) = &mut ema {
+                ema.update(&learner.model().valid().classifier);
+            }
+        }
+        let raw = out.path().join(format!("{name}.safetensors"));
+        let trained = learner.model().valid().classifier;
+        save_classifier_safetensors(&trained, &raw).unwrap();
+        assert_weights_match(name, &raw, &fixture(&format!("{name}.safetensors")));
+        assert_total_movement(case, &raw);
+        if let Some(ema) = &ema {
+            let averaged = out.path().join(format!("{name}.ema.safetensors"));
+            save_classifier_safetensors(&ema.apply(trained.clone()), &averaged).unwrap();
+            assert_weights_match(
+                &format!("{name} (EMA)"),
+                &averaged,
+                &fixture(&format!("{name}.ema.safetensors")),
+            );
+        }
+    }
+}
+
+#[test]
+fn resampling_matches_the_reference() {
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("resample.json")).unwrap()).unwrap();
+    let list = |key: &str| -> Vec<usize> {
+        fixture[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let resampled = vidcls_datasets::split::resample(&list("train"), &list("labels"));
+    assert_eq!(resampled, list("expected"));
+}

@@ -263,7 +263,9 @@ fn run_directories_round_trip_through_export() {
     // The weights keep the reference's names: the run's model.safetensors is the export.
     let exported = dir.path().join("exported.safetensors");
     export(&run, &[], &exported);
-    assert!(std::fs::read(&exported).unwrap() == std::fs::read(run.join("model.safetensors")).unwrap());
+    assert!(
+        std::fs::read(&exported).unwrap() == std::fs::read(run.join("model.safetensors")).unwrap()
+    );
 
     // The run directory keeps its tokenizer: no --bert-dir.
     let (bert, frames) = (bert_dir(), pipeline("frames"));

@@ -28,7 +28,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "vidcls-demo")]
     pub dir: PathBuf,
     /// Labeled videos of the synthetic dataset.
-    #[arg(long, default_value_t = 800)]
+    #[arg(long, default_value_t = 600)]
     pub labeled: usize,
     /// Test videos of the synthetic dataset.
     #[arg(long, default_value_t = 200)]

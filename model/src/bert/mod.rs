@@ -18,7 +18,7 @@ pub use embeddings::{BertEmbeddings, BertEmbeddingsConfig};
 pub use encoder::{BertEncoder, BertEncoderConfig};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use layer::{BertLayer, BertLayerConfig};
-pub use pooler::{Pooler, PoolerConfig, Pooling};
+pub use pooler::{Pooler, PoolerConfig};
 pub use residual_output::{ResidualOutput, ResidualOutputConfig};
 
 use burn::module::Initializer;

@@ -2,8 +2,7 @@ use burn::prelude::*;
 
 use super::{CrossModalityLayer, CrossModalityLayerConfig};
 use crate::bert::{
-    BertConfig, BertEmbeddings, BertEncoder, BertEncoderConfig, Pooler, Pooling,
-    additive_attention_mask,
+    BertConfig, BertEmbeddings, BertEncoder, BertEncoderConfig, Pooler, additive_attention_mask,
 };
 
 /// Configuration to create a [`TwoStreamEncoder`].
@@ -17,9 +16,6 @@ pub struct TwoStreamEncoderConfig {
     pub visual_layers: usize,
     /// Number of cross-modality layers (`x_layers`).
     pub cross_layers: usize,
-    /// What the pooled output summarises: the first text token (the reference) or their mean.
-    #[config(default = "Pooling::First")]
-    pub pooling: Pooling,
 }
 
 /// The three outputs of a [`TwoStreamEncoder`].
@@ -29,8 +25,7 @@ pub struct TwoStreamOutput<B: Backend> {
     pub text: Tensor<B, 3>,
     /// Final visual states, `[batch, visual_len, hidden_size]`.
     pub visual: Tensor<B, 3>,
-    /// Pooled output, `tanh(dense(text[:, 0]))` (or of the mean text state), `[batch,
-    /// hidden_size]`.
+    /// Pooled output, `tanh(dense(text[:, 0]))`, `[batch, hidden_size]`.
     pub pooled: Tensor<B, 2>,
 }
 
@@ -46,11 +41,8 @@ pub struct TwoStreamEncoder<B: Backend> {
     pub visual_encoder: BertEncoder<B>,
     /// Cross-modality layers.
     pub cross_layers: Vec<CrossModalityLayer<B>>,
-    /// Pooler of the text stream.
+    /// Pooler of the text stream's first token.
     pub pooler: Pooler<B>,
-    /// What the pooler summarises.
-    #[module(skip)]
-    pub pooling: Pooling,
 }
 
 impl TwoStreamEncoderConfig {
@@ -69,7 +61,6 @@ impl TwoStreamEncoderConfig {
                 .map(|_| cross_layer.init(device))
                 .collect(),
             pooler: self.bert.pooler_config().init(device),
-            pooling: self.pooling,
         }
     }
 }
@@ -111,7 +102,6 @@ impl<B: Backend> TwoStreamEncoder<B> {
         visual: Tensor<B, 3>,
         visual_mask: Option<Tensor<B, 2>>,
     ) -> TwoStreamOutput<B> {
-        let token_mask = text_mask.clone();
         let text_mask = Some(additive_attention_mask(text_mask));
         let visual_mask = visual_mask.map(additive_attention_mask);
 
@@ -124,7 +114,7 @@ impl<B: Backend> TwoStreamEncoder<B> {
                     layer.forward(text, text_mask.clone(), visual, visual_mask.clone())
                 });
         TwoStreamOutput {
-            pooled: self.pooler.pool(text.clone(), token_mask, self.pooling),
+            pooled: self.pooler.forward(text.clone()),
             text,
             visual,
         }

@@ -260,3 +260,20 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
     assert!(read(&raw) == read(&run.join("raw.safetensors")));
     assert!(read(&ema) != read(&raw));
 }
+
+#[test]
+fn bench_train_reports_throughput_as_json() {
+    let output = vidcls()
+        .args(["bench", "train", "--preset", "tiny", "--batch-size", "2"])
+        .args(["--frames", "2", "--text-len", "32", "--iterations", "1"])
+        .args(["--adversarial", "pgd", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(report["adversarial"], "pgd");
+    assert_eq!(report["batch_size"], 2);
+    assert!(report["videos_per_s"].as_f64().unwrap() > 0.0, "{report}");
+}

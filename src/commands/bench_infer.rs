@@ -20,13 +20,13 @@ use crate::device::{BackendTask, DeviceKind, run_on};
 pub(super) const REFERENCE_VOCAB: usize = 21128;
 use crate::flops::classifier_flops;
 
-/// Arguments of `vidcls bench infer`.
+/// What `bench infer` and `bench train` measure on: model size, inputs, repetitions.
 #[derive(Args, Debug)]
-pub struct InferBenchArgs {
-    /// Model sizes.
+pub struct ModelBenchArgs {
+    /// Model sizes (and, for `bench train`, the preset's training settings).
     #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
     pub preset: PresetArg,
-    /// Videos per forward pass.
+    /// Videos per batch.
     #[arg(long, default_value_t = 2)]
     pub batch_size: usize,
     /// Frame slots per video (all real frames).
@@ -35,18 +35,48 @@ pub struct InferBenchArgs {
     /// Text ids per video (all real tokens).
     #[arg(long, default_value_t = SEED_LEN)]
     pub text_len: usize,
-    /// Timed forward passes, after one untimed warm-up pass.
+    /// Timed repetitions, after one untimed warm-up.
     #[arg(long, default_value_t = 3)]
     pub iterations: usize,
-    /// Also time the parts of the model (backbone, text layers, cross layers) separately.
-    #[arg(long)]
-    pub breakdown: bool,
     /// Device to run on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ModelBenchArgs {
+    /// The preset's model, after checking the sizes.
+    pub(super) fn model(&self) -> Result<VideoModelConfig> {
+        ensure!(
+            self.batch_size > 0 && self.frames > 0 && self.text_len > 0 && self.iterations > 0,
+            "--batch-size, --frames, --text-len and --iterations must be positive"
+        );
+        let config = Preset::from(self.preset).model(REFERENCE_VOCAB);
+        let max_text = config.encoder.two_stream.bert.max_position_embeddings;
+        ensure!(
+            self.text_len <= max_text,
+            "--text-len {} exceeds the model's {max_text} positions",
+            self.text_len
+        );
+        Ok(config)
+    }
+
+    /// (batch, frames, text ids) of the inputs.
+    pub(super) fn shape(&self) -> (usize, usize, usize) {
+        (self.batch_size, self.frames, self.text_len)
+    }
+}
+
+/// Arguments of `vidcls bench infer`.
+#[derive(Args, Debug)]
+pub struct InferBenchArgs {
+    #[command(flatten)]
+    pub model: ModelBenchArgs,
+    /// Also time the parts of the model (backbone, text layers, cross layers) separately.
+    #[arg(long)]
+    pub breakdown: bool,
 }
 
 /// What `bench infer` measured.
@@ -138,10 +168,8 @@ impl BackendTask for InferBench<'_> {
 
     fn run<B: Backend>(self, device: B::Device) -> Result<Self::Output> {
         let model: VideoClassifier<B> = self.config.init_classifier(&device);
-        let args = self.args;
-        let shape = (args.batch_size, args.frames, args.text_len);
-        let inputs = Inputs::<B>::random(&self.config, shape, &device);
-        let iterations = self.args.iterations;
+        let inputs = Inputs::<B>::random(&self.config, self.args.model.shape(), &device);
+        let iterations = self.args.model.iterations;
         let forward = || {
             model
                 .forward(
@@ -172,7 +200,7 @@ impl InferBench<'_> {
     ) -> Vec<PartTime> {
         let encoder = &model.encoder;
         let two_stream = &encoder.two_stream;
-        let iterations = self.args.iterations;
+        let iterations = self.args.model.iterations;
         let text_mask = Some(additive_attention_mask(inputs.text_mask.clone()));
         let frame_mask = Some(additive_attention_mask(inputs.frame_mask.clone()));
         let features = encoder.visual_backbone.forward(inputs.frames.clone());
@@ -209,9 +237,10 @@ impl InferBench<'_> {
         text_only.encoder.two_stream.text_layers = self.config.encoder.two_stream.text_layers;
         let mut cross_only = no_text.clone();
         cross_only.encoder.two_stream.cross_layers = self.config.encoder.two_stream.cross_layers;
-        let batch = self.args.batch_size as f64;
+        let args = &self.args.model;
+        let batch = args.batch_size as f64;
         let flops = |config: &VideoModelConfig, backbone: bool| {
-            batch * classifier_flops(config, self.args.frames, self.args.text_len, backbone)
+            batch * classifier_flops(config, args.frames, args.text_len, backbone)
         };
         let base = flops(&no_text, false);
         [
@@ -234,20 +263,17 @@ impl InferBench<'_> {
 }
 
 /// Runs `vidcls bench infer`.
-pub fn run(args: &InferBenchArgs) -> Result<()> {
-    ensure!(
-        args.batch_size > 0 && args.frames > 0 && args.text_len > 0 && args.iterations > 0,
-        "--batch-size, --frames, --text-len and --iterations must be positive"
-    );
-    let config = Preset::from(args.preset).model(REFERENCE_VOCAB);
-    let max_text = config.encoder.two_stream.bert.max_position_embeddings;
-    ensure!(
-        args.text_len <= max_text,
-        "--text-len {} exceeds the model's {max_text} positions",
-        args.text_len
-    );
+pub fn run(infer_args: &InferBenchArgs) -> Result<()> {
+    let args = &infer_args.model;
+    let config = args.model()?;
     let gflop_per_video = classifier_flops(&config, args.frames, args.text_len, true) / 1e9;
-    let (seconds, breakdown) = run_on(args.device, InferBench { args, config })?;
+    let (seconds, breakdown) = run_on(
+        args.device,
+        InferBench {
+            args: infer_args,
+            config,
+        },
+    )?;
     let videos_per_s = args.batch_size as f64 / seconds;
     let report = InferReport {
         preset: format!("{:?}", args.preset).to_lowercase(),

@@ -1,7 +1,7 @@
 //! `vidcls bench train`: throughput of full fine-tuning steps (forward, loss, backward, the
 //! adversarial passes, BertAdam and the EMA update) on random inputs.
 
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
@@ -16,9 +16,8 @@ use vidcls_training::optim::{AdamOptimizer, AdamSettings};
 use vidcls_training::schedule::LrSchedule;
 use vidcls_training::step::{FinetuneModel, Objective};
 
-use super::bench_infer::{Inputs, REFERENCE_VOCAB, time};
-use super::preset::PresetArg;
-use crate::device::{BackendTask, DeviceKind, run_on};
+use super::bench_infer::{Inputs, ModelBenchArgs, time};
+use crate::device::{BackendTask, run_on};
 
 /// Adversarial training of the measured steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,30 +33,11 @@ pub enum BenchAdversarial {
 /// Arguments of `vidcls bench train`.
 #[derive(Args, Debug)]
 pub struct TrainBenchArgs {
-    /// Model sizes and training settings (dropout, EMA, optimizer).
-    #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
-    pub preset: PresetArg,
-    /// Videos per step.
-    #[arg(long, default_value_t = 2)]
-    pub batch_size: usize,
-    /// Frame slots per video (all real frames).
-    #[arg(long, default_value_t = 8)]
-    pub frames: usize,
-    /// Text ids per video (all real tokens).
-    #[arg(long, default_value_t = vidcls_datasets::tokenizer::SEED_LEN)]
-    pub text_len: usize,
+    #[command(flatten)]
+    pub model: ModelBenchArgs,
     /// Adversarial training.
     #[arg(long, value_enum, default_value_t = BenchAdversarial::Fgm)]
     pub adversarial: BenchAdversarial,
-    /// Timed steps, after one untimed warm-up step.
-    #[arg(long, default_value_t = 3)]
-    pub iterations: usize,
-    /// Device to run on.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    pub device: DeviceKind,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// What `bench train` measured.
@@ -84,11 +64,9 @@ impl BackendTask for TrainBench<'_> {
     type Output = f64;
 
     fn run<B: Backend>(self, device: B::Device) -> Result<f64> {
-        let args = self.args;
-        let preset = Preset::from(args.preset);
-        let config = preset.model(REFERENCE_VOCAB);
-        let shape = (args.batch_size, args.frames, args.text_len);
-        let inputs = Inputs::<Autodiff<B>>::random(&config, shape, &device);
+        let args = &self.args.model;
+        let config = args.model()?;
+        let inputs = Inputs::<Autodiff<B>>::random(&config, args.shape(), &device);
         let labels = Tensor::<Autodiff<B>, 1>::random(
             [args.batch_size],
             Distribution::Uniform(0.0, config.num_classes as f64),
@@ -130,25 +108,28 @@ impl BackendTask for TrainBench<'_> {
 }
 
 /// Runs `vidcls bench train`.
-pub fn run(args: &TrainBenchArgs) -> Result<()> {
-    ensure!(
-        args.batch_size > 0 && args.frames > 0 && args.text_len > 0 && args.iterations > 0,
-        "--batch-size, --frames, --text-len and --iterations must be positive"
-    );
+pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
+    let args = &train_args.model;
     let mut training = Preset::from(args.preset).training();
-    training.adversarial = match args.adversarial {
+    training.adversarial = match train_args.adversarial {
         BenchAdversarial::Fgm => Adversarial::FGM,
         BenchAdversarial::Pgd => Adversarial::PGD,
         BenchAdversarial::None => Adversarial::None,
     };
-    let seconds = run_on(args.device, TrainBench { args, training })?;
+    let seconds = run_on(
+        args.device,
+        TrainBench {
+            args: train_args,
+            training,
+        },
+    )?;
     let report = TrainReport {
         preset: format!("{:?}", args.preset).to_lowercase(),
         device: format!("{:?}", args.device).to_lowercase(),
         batch_size: args.batch_size,
         frames: args.frames,
         text_len: args.text_len,
-        adversarial: format!("{:?}", args.adversarial).to_lowercase(),
+        adversarial: format!("{:?}", train_args.adversarial).to_lowercase(),
         iterations: args.iterations,
         seconds_per_step: seconds,
         videos_per_s: args.batch_size as f64 / seconds,

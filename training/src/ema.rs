@@ -24,15 +24,7 @@ impl<B: Backend> Ema<B> {
         AB: AutodiffBackend<InnerBackend = B>,
         M: AutodiffModule<AB>,
     {
-        let names = reference_parameter_names(model);
-        let mut collector = Collector::<AB> {
-            names: &names,
-            trainable_only: true,
-            values: HashMap::new(),
-        };
-        model.visit(&mut collector);
-        let shadow = collector
-            .values
+        let shadow = parameters(model, true)
             .into_iter()
             .map(|(name, value)| (name, value.inner()))
             .collect();
@@ -42,15 +34,7 @@ impl<B: Backend> Ema<B> {
     /// A shadow holding the values of the parameters of `ema_model` named in `trainable` (e.g.
     /// EMA weights saved by an interrupted run).
     pub fn from_weights<M: Module<B>>(decay: f64, ema_model: &M, trainable: &Ema<B>) -> Self {
-        let names = reference_parameter_names(ema_model);
-        let mut collector = Collector::<B> {
-            names: &names,
-            trainable_only: false,
-            values: HashMap::new(),
-        };
-        ema_model.visit(&mut collector);
-        let shadow = collector
-            .values
+        let shadow = parameters(ema_model, false)
             .into_iter()
             .filter(|(name, _)| trainable.shadow.contains_key(name))
             .collect();
@@ -81,6 +65,22 @@ impl<B: Backend> Ema<B> {
             ema: self,
         })
     }
+}
+
+/// The values of the float parameters of `model` (only those that require gradients if
+/// `trainable_only`), flattened, by reference name.
+fn parameters<B: Backend, M: Module<B>>(
+    model: &M,
+    trainable_only: bool,
+) -> HashMap<String, Tensor<B, 1>> {
+    let names = reference_parameter_names(model);
+    let mut collector = Collector {
+        names: &names,
+        trainable_only,
+        values: HashMap::new(),
+    };
+    model.visit(&mut collector);
+    collector.values
 }
 
 /// Collects parameter values by reference name.

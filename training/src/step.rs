@@ -121,28 +121,27 @@ impl<B: AutodiffBackend> FinetuneModel<B> {
     }
 }
 
-/// `scale * g / ||g||` (Frobenius norm), or `None` when the norm is 0 or not finite (the
-/// reference then skips the attack).
-fn normalized_step<B: Backend>(gradient: Tensor<B, 2>, scale: f64) -> Option<Tensor<B, 2>> {
-    let norm: f64 = gradient
+/// The Frobenius norm of a matrix.
+fn frobenius_norm<B: Backend>(matrix: &Tensor<B, 2>) -> f64 {
+    matrix
         .clone()
         .powi_scalar(2)
         .sum()
         .sqrt()
         .into_scalar()
-        .elem();
+        .elem()
+}
+
+/// `scale * g / ||g||` (Frobenius norm), or `None` when the norm is 0 or not finite (the
+/// reference then skips the attack).
+fn normalized_step<B: Backend>(gradient: Tensor<B, 2>, scale: f64) -> Option<Tensor<B, 2>> {
+    let norm = frobenius_norm(&gradient);
     (norm != 0.0 && norm.is_finite()).then(|| gradient.mul_scalar(scale / norm))
 }
 
 /// `delta` scaled back onto the ball of radius `eps` if it lies outside.
 fn project<B: Backend>(delta: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
-    let norm: f64 = delta
-        .clone()
-        .powi_scalar(2)
-        .sum()
-        .sqrt()
-        .into_scalar()
-        .elem();
+    let norm = frobenius_norm(&delta);
     if norm > eps {
         delta.mul_scalar(eps / norm)
     } else {

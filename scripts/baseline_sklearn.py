@@ -31,7 +31,6 @@ splits + training + prediction) and `frame_seconds` (the frame part of it).
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import os
@@ -50,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference_pipeline import (  # noqa: E402
     clean_asr,
     evaluate,
+    load_competition_dataset,
     join_ocr,
     select_frames,
     zip_path_for,
@@ -114,12 +114,6 @@ def frame_features(zip_path: str, max_frames: int, hue_bins: int) -> np.ndarray:
                            hue_histogram(stacked, hue_bins), [0.0]])
 
 
-def read_truth(path: str) -> dict[str, str]:
-    """`id,category_id` lines (no header) as a dict."""
-    with open(path, newline='', encoding='utf-8') as handle:
-        return {row[0]: row[1] for row in csv.reader(handle) if row}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--data', required=True, help='dataset directory')
@@ -132,16 +126,7 @@ def main() -> None:
                         help='bins of the chroma-weighted hue histogram (0: none)')
     args = parser.parse_args()
 
-    def load(split: str) -> list[dict]:
-        with open(os.path.join(args.data, 'annotations', f'{split}.json'), encoding='utf-8') as f:
-            return json.load(f)
-
-    labeled, test = load('labeled'), load('test')
-    truth_by_id = read_truth(os.path.join(args.data, 'test_ground_truth.csv'))
-    missing = [video['id'] for video in test if video['id'] not in truth_by_id]
-    if missing or len(truth_by_id) != len(test):
-        sys.exit(f'test_ground_truth.csv does not match annotations/test.json '
-                 f'({len(missing)} test ids missing, {len(truth_by_id)} lines for {len(test)} videos)')
+    labeled, test, truth_by_id = load_competition_dataset(args.data)
 
     start = time.perf_counter()
     frames = {}

@@ -246,3 +246,26 @@ def process_video(tokenizer: BertTokenizer, video: dict, frames_dir: str,
                        video.get('ocr', []))
     frames = load_frames(zip_path_for(frames_dir, video['id']), keep_pixels=keep_pixels)
     return dict(text, **frames)
+
+
+def load_competition_dataset(data: str) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """The labeled and test annotations of a dataset in the competition's layout, and the test
+    ground truth (`test_ground_truth.csv`: `id,category_id` lines) by id; exits with a message
+    when the ground truth does not match the test annotations."""
+    import csv
+    import json
+    import os
+    import sys
+
+    def load(split: str) -> list[dict]:
+        with open(os.path.join(data, "annotations", f"{split}.json"), encoding="utf-8") as handle:
+            return json.load(handle)
+
+    labeled, test = load("labeled"), load("test")
+    with open(os.path.join(data, "test_ground_truth.csv"), newline="", encoding="utf-8") as handle:
+        truth_by_id = {row[0]: row[1] for row in csv.reader(handle) if row}
+    missing = [video["id"] for video in test if video["id"] not in truth_by_id]
+    if missing or len(truth_by_id) != len(test):
+        sys.exit(f"test_ground_truth.csv does not match annotations/test.json "
+                 f"({len(missing)} test ids missing, {len(truth_by_id)} lines for {len(test)} videos)")
+    return labeled, test, truth_by_id

@@ -57,7 +57,6 @@ Deterministic for a seed and a thread count (`torch.manual_seed(--seed)`, defaul
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import math
@@ -84,6 +83,7 @@ from reference_pipeline import (  # noqa: E402
     SEGMENT_LEN,
     TO_TENSOR_NORMALIZE,
     evaluate,
+    load_competition_dataset,
     load_tokenizer,
     select_frames,
     text_segments,
@@ -305,11 +305,6 @@ class SwappedWeights:
         return False
 
 
-def read_truth(path: str) -> dict[str, str]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row[0]: row[1] for row in csv.reader(handle) if row}
-
-
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -352,16 +347,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     bert_dir = args.bert_dir or os.path.join(args.data, "bert")
 
-    def load(split: str) -> list[dict]:
-        with open(os.path.join(args.data, "annotations", f"{split}.json"), encoding="utf-8") as handle:
-            return json.load(handle)
-
-    labeled, test = load("labeled"), load("test")
-    truth_by_id = read_truth(os.path.join(args.data, "test_ground_truth.csv"))
-    missing = [video["id"] for video in test if video["id"] not in truth_by_id]
-    if missing or len(truth_by_id) != len(test):
-        sys.exit(f"test_ground_truth.csv does not match annotations/test.json "
-                 f"({len(missing)} test ids missing, {len(truth_by_id)} lines for {len(test)} videos)")
+    labeled, test, truth_by_id = load_competition_dataset(args.data)
     categories = CATEGORY_IDS.read_text(encoding="utf-8").split()
     class_of = {category: index for index, category in enumerate(categories)}
     labels = [class_of[video["category_id"]] for video in labeled]

@@ -26,6 +26,7 @@ use crate::issues::IssueTally;
 use crate::progress::bar;
 use vidcls_datasets::output::PendingFile;
 use vidcls_datasets::prefetch::for_each_chunk;
+use vidcls_training::batch::swin_features;
 
 /// Videos decoded together (in parallel) while the previous ones go through the model.
 const VIDEOS_PER_CHUNK: usize = 4;
@@ -189,47 +190,6 @@ fn load_swin<B: Backend>(path: &Path, device: &B::Device) -> Result<(SwinTransfo
     let mut swin = config.init(device);
     load_official_swin_backbone(&mut swin, path).with_context(|| format!("{}", path.display()))?;
     Ok((swin, config.num_features()))
-}
-
-/// The features of the real frames of each sample, `[frames * features]` per sample, computed
-/// in forward passes of at most `batch_size` frames.
-fn swin_features<B: Backend>(
-    swin: &SwinTransformer<B>,
-    samples: &[VisualSample],
-    batch_size: usize,
-    device: &B::Device,
-) -> Result<Vec<Vec<f32>>> {
-    let frames: Vec<&[f32]> = samples
-        .iter()
-        .flat_map(|sample| {
-            (0..sample.frame_mask.len())
-                .filter(|&slot| sample.frame_mask[slot] == 1)
-                .map(|slot| sample.slot(slot))
-        })
-        .collect();
-    let mut features = Vec::new();
-    for batch in frames.chunks(batch_size) {
-        let values: Vec<f32> = batch.concat();
-        let images = Tensor::<B, 4>::from_data(
-            TensorData::new(values, [batch.len(), 3, CROP_SIZE, CROP_SIZE]),
-            device,
-        );
-        let output = swin.forward_images(images).into_data().convert::<f32>();
-        features.extend(
-            output
-                .into_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("reading the backbone's output: {e:?}"))?,
-        );
-    }
-    let width = features.len() / frames.len().max(1);
-    let mut rows = features.chunks(width.max(1));
-    Ok(samples
-        .iter()
-        .map(|sample| {
-            let real = sample.frame_mask.iter().filter(|&&m| m == 1).count();
-            rows.by_ref().take(real).flatten().copied().collect()
-        })
-        .collect())
 }
 
 /// A float16 `[rows, width]` `.npy` of `values`.

@@ -13,11 +13,11 @@ use burn::prelude::*;
 use clap::Args;
 use npyz::WriterBuilder;
 use rayon::prelude::*;
-use vidcls_datasets::batcher::{VideoBatch, VideoBatcher, VisualBatch};
+use vidcls_datasets::batcher::{VideoBatch, VideoBatcher};
 use vidcls_datasets::dataset::VideoItem;
 use vidcls_datasets::taxonomy::Taxonomy;
 use vidcls_datasets::tokenizer::{SEED_LEN, TextEncoder, TextLayout};
-use vidcls_model::{VideoClassifier, VideoModelConfig, VisualInput};
+use vidcls_model::{VideoClassifier, VideoModelConfig};
 
 use super::visual_args::VisualArgs;
 use crate::device::{BackendTask, DeviceKind, run_on};
@@ -25,6 +25,7 @@ use crate::issues::IssueTally;
 use crate::progress::bar;
 use vidcls_datasets::output::PendingFile;
 use vidcls_datasets::prefetch::for_each_chunk;
+use vidcls_training::batch::{ModelInputs, classify};
 use vidcls_training::checkpoint::{LoadedClassifier, load_classifier};
 use vidcls_training::config::TrainingConfig;
 use vidcls_training::data::{open_dataset, text_encoder};
@@ -156,7 +157,7 @@ impl BackendTask for Predict<'_> {
                 let count = items.len();
                 let batch: VideoBatch<B> = batcher.batch(items, &device);
                 let ids = batch.ids.clone();
-                let logits = classify(&model, batch)?;
+                let logits = class_scores(&model, batch)?;
                 writer.write(&ids, &logits)?;
                 progress.inc(count as u64);
                 Ok(())
@@ -210,18 +211,8 @@ fn check_compatible(
 }
 
 /// The class scores of a batch, `[batch * classes]` row-major.
-fn classify<B: Backend>(model: &VideoClassifier<B>, batch: VideoBatch<B>) -> Result<Vec<f32>> {
-    let visual = match batch.visual {
-        VisualBatch::Frames(frames) => VisualInput::Frames(frames),
-        VisualBatch::Features(features) => VisualInput::Features(features),
-    };
-    let logits = model.forward(
-        batch.input_ids,
-        batch.attention_mask.float(),
-        visual,
-        Some(batch.frame_mask.float()),
-    );
-    logits
+fn class_scores<B: Backend>(model: &VideoClassifier<B>, batch: VideoBatch<B>) -> Result<Vec<f32>> {
+    classify(model, ModelInputs::from(batch))
         .into_data()
         .convert::<f32>()
         .into_vec::<f32>()

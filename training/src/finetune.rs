@@ -214,7 +214,7 @@ pub fn finetune<B: Backend>(job: FinetuneJob, device: &B::Device) -> Result<Fine
     // The model, optimizer and schedule.
     Autodiff::<B>::seed(device, training.seed);
     let mut classifier = job.config.model.init_classifier::<Autodiff<B>>(device);
-    let optimizer = AdamOptimizer::<Autodiff<B>>::new(AdamSettings::from_config(&training));
+    let mut optimizer = AdamOptimizer::<Autodiff<B>>::new(AdamSettings::from_config(&training));
     let mut ema = None;
     match &resume_point {
         Some(point) => {
@@ -234,9 +234,7 @@ pub fn finetune<B: Backend>(job: FinetuneJob, device: &B::Device) -> Result<Fine
                     &trainable,
                 ));
             }
-            optimizer
-                .clone()
-                .with_state(point.moments.clone(), point.state.step);
+            optimizer = optimizer.with_state(point.moments.clone(), point.state.step);
         }
         None => {
             classifier = initial_weights(classifier, &job.init, device, &mut files)?;

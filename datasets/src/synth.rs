@@ -14,7 +14,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::annotations::{OcrItem, VideoAnnotation};
 use crate::error::DataError;
+use crate::output::PendingDir;
 use crate::taxonomy::Taxonomy;
 
 /// Probability that a title carries its category's keyword, at a text cue of 1.
@@ -532,8 +533,8 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), DataError> {
 }
 
 /// Writes a synthetic dataset into `out` (which must not exist or be empty). It is built in a
-/// sibling temporary directory and renamed into place at the end, so an interrupted run leaves
-/// no half-written dataset behind. `progress` is called once per finished video. Fails before
+/// sibling temporary directory and renamed into place at the end ([`PendingDir`]), so an
+/// interrupted run leaves no half-written dataset behind. `progress` is called once per finished video. Fails before
 /// writing anything when [`SynthConfig::validate`] does.
 pub fn write_synthetic_dataset(
     out: &Path,
@@ -552,31 +553,10 @@ pub fn write_synthetic_dataset(
             out.display()
         )));
     }
-    let staging = staging_dir(out);
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-    }
-    let result = write_into(&staging, config, progress);
-    match result {
-        Ok(summary) => {
-            if out.exists() {
-                fs::remove_dir(out).map_err(|e| DataError::io(out, e))?;
-            }
-            fs::rename(&staging, out).map_err(|e| DataError::io(out, e))?;
-            Ok(summary)
-        }
-        Err(e) => {
-            let _ = fs::remove_dir_all(&staging);
-            Err(e)
-        }
-    }
-}
-
-fn staging_dir(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map_or("dataset".into(), |n| n.to_string_lossy().to_string());
-    out.with_file_name(format!(".{name}.partial"))
+    let pending = PendingDir::create(out).map_err(|e| DataError::io(out, e))?;
+    let summary = write_into(pending.temp_path(), config, progress)?;
+    pending.commit().map_err(|e| DataError::io(out, e))?;
+    Ok(summary)
 }
 
 fn write_into(
@@ -655,6 +635,7 @@ fn write_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn vocab_covers_category_words() {

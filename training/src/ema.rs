@@ -31,12 +31,17 @@ impl<B: Backend> Ema<B> {
         Ema { decay, shadow }
     }
 
-    /// A shadow holding the values of the parameters of `ema_model` named in `trainable` (e.g.
-    /// EMA weights saved by an interrupted run).
-    pub fn from_weights<M: Module<B>>(decay: f64, ema_model: &M, trainable: &Ema<B>) -> Self {
-        let shadow = parameters(ema_model, false)
+    /// A shadow holding the values that `saved` (e.g. the EMA weights of an interrupted run)
+    /// has for the trainable parameters of `model`.
+    pub fn resumed<AB, M>(decay: f64, model: &M, saved: &M::InnerModule) -> Self
+    where
+        AB: AutodiffBackend<InnerBackend = B>,
+        M: AutodiffModule<AB>,
+    {
+        let trainable = parameters(model, true);
+        let shadow = parameters(saved, false)
             .into_iter()
-            .filter(|(name, _)| trainable.shadow.contains_key(name))
+            .filter(|(name, _)| trainable.contains_key(name))
             .collect();
         Ema { decay, shadow }
     }

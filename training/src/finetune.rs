@@ -227,12 +227,7 @@ pub fn finetune<B: Backend>(job: FinetuneJob, device: &B::Device) -> Result<Fine
                 let mut ema_model = job.config.model.init_classifier::<B>(device);
                 load_reference_weights(&mut ema_model, path)
                     .with_context(|| path.display().to_string())?;
-                let trainable = Ema::new(training.ema_decay, &classifier);
-                ema = Some(Ema::from_weights(
-                    training.ema_decay,
-                    &ema_model,
-                    &trainable,
-                ));
+                ema = Some(Ema::resumed(training.ema_decay, &classifier, &ema_model));
             }
             optimizer = optimizer.with_state(point.moments.clone(), point.state.step);
         }

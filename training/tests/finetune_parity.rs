@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::train::Learner;
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -50,43 +51,27 @@ fn read_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
         .collect()
 }
 
-fn int_tensor<const D: usize>(bytes: &SafeTensors, name: &str) -> Tensor<B, D, Int> {
+/// The tensor `name` of `bytes` (stored as `dtype`: I64 ids and labels, F32 values).
+fn tensor<const D: usize, K>(bytes: &SafeTensors, name: &str, dtype: DType) -> Tensor<B, D, K>
+where
+    K: burn::tensor::BasicOps<B>,
+{
     let view = bytes.tensor(name).unwrap();
-    let values: Vec<i64> = view
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    Tensor::from_data(
-        TensorData::new(values, view.shape().to_vec()),
-        &Default::default(),
-    )
-}
-
-fn float_tensor<const D: usize>(bytes: &SafeTensors, name: &str) -> Tensor<B, D> {
-    let view = bytes.tensor(name).unwrap();
-    let values: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    Tensor::from_data(
-        TensorData::new(values, view.shape().to_vec()),
-        &Default::default(),
-    )
+    let data = TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype);
+    Tensor::from_data(data, &Default::default())
 }
 
 fn batch() -> VideoBatch<B> {
     let bytes = std::fs::read(fixture("inputs.safetensors")).unwrap();
     let inputs = SafeTensors::deserialize(&bytes).unwrap();
-    let input_ids: Tensor<B, 2, Int> = int_tensor(&inputs, "input_ids");
+    let input_ids: Tensor<B, 2, Int> = tensor(&inputs, "input_ids", DType::I64);
     let [batch, _] = input_ids.dims();
     VideoBatch {
-        visual: VisualBatch::Frames(float_tensor(&inputs, "frames")),
-        frame_mask: float_tensor::<2>(&inputs, "frame_mask").int(),
+        visual: VisualBatch::Frames(tensor(&inputs, "frames", DType::F32)),
+        frame_mask: tensor::<2, Float>(&inputs, "frame_mask", DType::F32).int(),
         input_ids,
-        attention_mask: float_tensor::<2>(&inputs, "text_mask").int(),
-        labels: Some(int_tensor(&inputs, "labels")),
+        attention_mask: tensor::<2, Float>(&inputs, "text_mask", DType::F32).int(),
+        labels: Some(tensor(&inputs, "labels", DType::I64)),
         ids: (0..batch).map(|i| i.to_string()).collect(),
         issues: Vec::new(),
     }

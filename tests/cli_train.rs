@@ -150,25 +150,33 @@ fn the_same_seed_gives_the_same_weights() {
 
 #[test]
 fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
+    // Four categories told apart by their frames only (no keywords in the texts): the tiny
+    // model on 2 frame slots and 32 text ids learns them in seconds.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    synth(&data, 160, 4);
+    vidcls()
+        .args(["synth", "--unlabeled", "0", "--test", "40", "--seed", "3"])
+        .args(["--labeled", "200", "--categories", "4"])
+        .args(["--text-cue", "0", "--frame-cue", "1"])
+        .arg("--out")
+        .arg(&data)
+        .assert()
+        .success();
     let run = dir.path().join("run");
+    let started = Instant::now();
     let output = vidcls()
         .args(finetune_args(
             &data,
             &run,
             &[
-                "--batch-size",
-                "8",
                 "--epochs",
-                "8",
+                "3",
                 "--val-ratio",
                 "0.25",
-                "--adversarial",
-                "none",
-                "--ema-decay",
-                "0.8",
+                "--max-frames",
+                "2",
+                "--max-text-len",
+                "32",
             ],
         ))
         .assert()
@@ -176,6 +184,7 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
         .get_output()
         .stdout
         .clone();
+    eprintln!("fine-tuning took {:?}", started.elapsed());
     let stdout = String::from_utf8_lossy(&output);
     assert!(stdout.contains("best validation mean_f1"), "{stdout}");
     for file in [
@@ -194,10 +203,12 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["training"]["frame_side"], 32);
+    assert_eq!(config["training"]["max_frames"], 2);
+    assert_eq!(config["training"]["max_text_len"], 32);
     assert_eq!(config["model"]["encoder"]["swin"]["img_size"], 32);
 
-    // Validation mean F1 above what guessing the commonest category scores (0.30 here; a
-    // model that learned nothing from the videos stays there).
+    // Validation mean F1 far above what guessing the commonest category scores (0.27 here;
+    // a model that learned nothing from the frames stays there).
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
     let column = header.iter().position(|&name| name == "mean_f1").unwrap();
@@ -206,7 +217,7 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
         .skip(1)
         .map(|line| line.split(',').nth(column).unwrap().parse::<f64>().unwrap())
         .fold(0.0, f64::max);
-    assert!(best > 0.4, "validation mean_f1 {best}:\n{metrics}");
+    assert!(best > 0.45, "validation mean_f1 {best}:\n{metrics}");
 
     // The run directory predicts the test split (its frames at the run's 32 px) without
     // --bert-dir, telling categories apart.
@@ -233,7 +244,8 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
         .stdout
         .clone();
     let scores: Value = serde_json::from_slice(&scores).unwrap();
-    assert!(scores["mean_f1"].as_f64().unwrap() > 0.3, "{scores}");
+    // The commonest test category alone scores about 0.3.
+    assert!(scores["mean_f1"].as_f64().unwrap() > 0.4, "{scores}");
     let predicted: std::collections::HashSet<String> = std::fs::read_to_string(&result)
         .unwrap()
         .lines()

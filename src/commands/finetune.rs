@@ -151,6 +151,13 @@ pub struct FinetuneArgs {
     /// Side of the frames the model sees (a divisor of 224; preset default: seed 224, tiny 32).
     #[arg(long, value_name = "PX")]
     pub frame_size: Option<usize>,
+    /// Frame slots per video (preset default: 8).
+    #[arg(long, value_name = "N")]
+    pub max_frames: Option<usize>,
+    /// The most text ids per video of the compact text layout (tiny preset: 192; the seed
+    /// preset's reference layout is always 388 ids).
+    #[arg(long, value_name = "N")]
+    pub max_text_len: Option<usize>,
     /// Optimizer steps between resumable checkpoints (0 = epoch ends only).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
@@ -237,6 +244,8 @@ impl FinetuneArgs {
             ema_decay,
             label_smoothing,
             val_ratio,
+            max_frames,
+            max_text_len,
             checkpoint_every
         );
         if let Some(side) = self.frame_size {

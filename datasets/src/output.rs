@@ -83,8 +83,10 @@ pub struct PendingDir {
 }
 
 impl PendingDir {
-    /// Starts writing the directory `path`.
+    /// Starts writing the directory `path`, creating its parent directories if needed.
     pub fn create(path: &Path) -> io::Result<Self> {
+        let parent = parent_of(path);
+        std::fs::create_dir_all(parent).map_err(|e| with_path(parent, e))?;
         let temp = temp_builder(0o777)
             .tempdir_in(parent_of(path))
             .map_err(|e| cannot_create(path, e))?;
@@ -186,16 +188,19 @@ mod tests {
     #[test]
     fn a_directory_appears_only_when_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dataset");
+        let path = dir.path().join("new/dataset");
         let pending = PendingDir::create(&path).unwrap();
         std::fs::write(pending.temp_path().join("a.txt"), "a").unwrap();
         assert!(!path.exists());
         pending.commit().unwrap();
         assert_eq!(std::fs::read_to_string(path.join("a.txt")).unwrap(), "a");
 
-        let abandoned = PendingDir::create(&dir.path().join("other")).unwrap();
+        let abandoned = PendingDir::create(&dir.path().join("new/other")).unwrap();
         std::fs::write(abandoned.temp_path().join("b.txt"), "b").unwrap();
         drop(abandoned);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            1
+        );
     }
 }

@@ -42,6 +42,9 @@ enum Command {
     /// Write a checkpoint (classifier or pre-training model) as reference safetensors, or a
     /// classifier as a vidcls run directory.
     Export(commands::export::ExportArgs),
+    /// Average the weights of several fine-tuned classifiers of one configuration (the
+    /// reference's SWA) into a new run directory.
+    Average(commands::average::AverageArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Finetune(args) => commands::finetune::run(&args),
         Command::ExtractFeatures(args) => commands::extract_features::run(&args),
         Command::Export(args) => commands::export::run(&args),
+        Command::Average(args) => commands::average::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

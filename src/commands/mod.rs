@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod average;
 pub mod bench;
 pub mod bench_infer;
 pub mod bench_train;

@@ -50,8 +50,9 @@ pub const LAST_FILE: &str = "last.safetensors";
 const LEGACY_RECORD_STEM: &str = "model";
 /// The tokenizer directory of a run directory of earlier versions.
 const LEGACY_TOKENIZER_DIR: &str = "tokenizer";
-/// Files of a BERT directory that make up its tokenizer.
-const TOKENIZER_FILES: [&str; 4] = [
+/// Files of a BERT directory that make up its tokenizer (a run directory keeps those its BERT
+/// directory has).
+pub const TOKENIZER_FILES: [&str; 4] = [
     "vocab.txt",
     "tokenizer.json",
     "tokenizer_config.json",

@@ -2,6 +2,7 @@
 //! (FGM/PGD, EMA, BertAdam and its schedule, label smoothing, resampling), the competition's
 //! metric, and run directories.
 
+pub mod average;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;

@@ -154,8 +154,8 @@ pub struct FinetuneArgs {
     /// Frame slots per video (preset default: 8).
     #[arg(long, value_name = "N")]
     pub max_frames: Option<usize>,
-    /// The most text ids per video of the compact text layout (tiny preset: 192; the seed
-    /// preset's reference layout is always 388 ids).
+    /// The most text ids per video of the compact text layout (tiny preset: 192); an error
+    /// with the seed preset, whose reference layout is always 388 ids.
     #[arg(long, value_name = "N")]
     pub max_text_len: Option<usize>,
     /// Optimizer steps between resumable checkpoints (0 = epoch ends only).

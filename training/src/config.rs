@@ -263,6 +263,11 @@ impl TrainingConfig {
         check(self.max_frames > 0, "frames per video must be positive")?;
         check(self.max_text_len >= 4, "the text length must be at least 4")?;
         check(
+            self.text_layout == TextLayout::Compact || self.max_text_len == SEED_LEN,
+            "the text length can only be changed with the compact text layout (the \
+             reference's layout is always 388 ids)",
+        )?;
+        check(
             self.frame_side > 0 && CROP_SIZE.is_multiple_of(self.frame_side),
             "the frame size must divide 224",
         )?;
@@ -299,5 +304,15 @@ mod tests {
             ..TrainingConfig::seed()
         };
         assert!(bad.validate().unwrap_err().contains("224"));
+        let ignored_length = TrainingConfig {
+            max_text_len: 64,
+            ..TrainingConfig::seed()
+        };
+        assert!(ignored_length.validate().unwrap_err().contains("compact"));
+        let compact = TrainingConfig {
+            max_text_len: 64,
+            ..TrainingConfig::tiny()
+        };
+        compact.validate().unwrap();
     }
 }

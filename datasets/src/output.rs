@@ -84,11 +84,25 @@ pub struct PendingDir {
 
 impl PendingDir {
     /// Starts writing the directory `path`, creating its parent directories if needed.
+    ///
+    /// # Errors
+    /// If `path` exists and is not an empty directory (`AlreadyExists`), or I/O fails.
     pub fn create(path: &Path) -> io::Result<Self> {
+        if path.exists()
+            && std::fs::read_dir(path)
+                .map_err(|e| with_path(path, e))?
+                .next()
+                .is_some()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "output directory exists and is not empty",
+            ));
+        }
         let parent = parent_of(path);
         std::fs::create_dir_all(parent).map_err(|e| with_path(parent, e))?;
         let temp = temp_builder(0o777)
-            .tempdir_in(parent_of(path))
+            .tempdir_in(parent)
             .map_err(|e| cannot_create(path, e))?;
         Ok(PendingDir {
             path: path.to_path_buf(),
@@ -194,6 +208,8 @@ mod tests {
         assert!(!path.exists());
         pending.commit().unwrap();
         assert_eq!(std::fs::read_to_string(path.join("a.txt")).unwrap(), "a");
+        let refused = PendingDir::create(&path).err().unwrap();
+        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
 
         let abandoned = PendingDir::create(&dir.path().join("new/other")).unwrap();
         std::fs::write(abandoned.temp_path().join("b.txt"), "b").unwrap();

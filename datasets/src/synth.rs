@@ -542,18 +542,11 @@ pub fn write_synthetic_dataset(
     progress: &(dyn Fn() + Sync),
 ) -> Result<SynthSummary, DataError> {
     config.validate()?;
-    if out.exists()
-        && fs::read_dir(out)
-            .map_err(|e| DataError::io(out, e))?
-            .next()
-            .is_some()
-    {
-        return Err(DataError::Invalid(format!(
-            "{}: output directory exists and is not empty",
-            out.display()
-        )));
-    }
-    let pending = PendingDir::create(out).map_err(|e| DataError::io(out, e))?;
+    let pending = PendingDir::create(out).map_err(|e| match e.kind() {
+        // Not an I/O failure: a plain message (DataError::Io would print its cause twice).
+        std::io::ErrorKind::AlreadyExists => DataError::Invalid(format!("{}: {e}", out.display())),
+        _ => DataError::io(out, e),
+    })?;
     let summary = write_into(pending.temp_path(), config, progress)?;
     pending.commit().map_err(|e| DataError::io(out, e))?;
     Ok(summary)

@@ -37,12 +37,7 @@ pub fn average_runs(runs: &[PathBuf], out: &Path) -> Result<()> {
         runs.len() >= 2,
         "give at least two run directories to average"
     );
-    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
-        bail!(
-            "{}: output directory exists and is not empty",
-            out.display()
-        );
-    }
+    let pending = PendingDir::create(out).with_context(|| out.display().to_string())?;
     let first = &runs[0];
     let config = RunConfig::read(first)?;
     let model = serde_json::to_value(&config.model)?;
@@ -134,7 +129,6 @@ pub fn average_runs(runs: &[PathBuf], out: &Path) -> Result<()> {
         }
     }
 
-    let pending = PendingDir::create(out).with_context(|| out.display().to_string())?;
     let views = average
         .iter()
         .map(|(name, entry)| {

@@ -37,6 +37,9 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Fine-tune a classifier on labeled videos (the reference's recipe by default).
     Finetune(Box<commands::finetune::FinetuneArgs>),
+    /// Pre-train the encoder on unlabeled videos (masked language modelling + video-text
+    /// matching, the visual backbone frozen).
+    Pretrain(Box<commands::pretrain::PretrainArgs>),
     /// Extract Swin features of the frames of every video into a features zip.
     ExtractFeatures(commands::extract_features::ExtractFeaturesArgs),
     /// Write a checkpoint (classifier or pre-training model) as reference safetensors, or a
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Finetune(args) => commands::finetune::run(&args),
+        Command::Pretrain(args) => commands::pretrain::run(&args),
         Command::ExtractFeatures(args) => commands::extract_features::run(&args),
         Command::Export(args) => commands::export::run(&args),
         Command::Average(args) => commands::average::run(&args),

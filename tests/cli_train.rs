@@ -3,8 +3,7 @@
 //! same weights, and its run directory predicts and exports.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -39,15 +38,8 @@ fn finetune_args(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn steps_logged(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("steps.csv"))
-        .map(|text| text.lines().count().saturating_sub(1))
-        .unwrap_or(0)
-}
+mod common;
+use common::{kill_after_steps, metrics_without_time, read, steps_logged};
 
 #[test]
 fn a_run_killed_mid_epoch_resumes_to_the_same_weights() {
@@ -73,24 +65,8 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_weights() {
         .success();
 
     let killed = dir.path().join("killed");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vidcls"))
-        .args(finetune_args(&data, &killed, &settings))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill it in the first epoch, some steps after its first checkpoint.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while steps_logged(&killed) < 8 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        assert!(Instant::now() < deadline, "the run made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_steps(&finetune_args(&data, &killed, &settings), &killed, 8);
     assert!(
         !killed.join("raw.safetensors").exists(),
         "killed after the first epoch"
@@ -108,15 +84,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_weights() {
         );
     }
     assert_eq!(steps_logged(&killed), steps_logged(&whole));
-    let metrics = |run: &Path| -> Vec<String> {
-        std::fs::read_to_string(run.join("metrics.csv"))
-            .unwrap()
-            .lines()
-            // The last column is the epoch's wall time.
-            .map(|line| line.rsplit_once(',').unwrap().0.to_string())
-            .collect()
-    };
-    assert_eq!(metrics(&whole), metrics(&killed));
+    assert_eq!(metrics_without_time(&whole), metrics_without_time(&killed));
 
     // A finished run is not started over by mistake.
     vidcls()

@@ -65,14 +65,16 @@ pub struct VideoItem {
     pub issues: Vec<String>,
 }
 
-/// The videos of one annotation file with their visual source.
+/// The videos of one annotation file (or of several, see [`VideoDataset::concat`]) with their
+/// visual source.
 #[derive(Clone)]
 pub struct VideoDataset {
     videos: Arc<Vec<VideoAnnotation>>,
     labels: Option<Arc<Vec<usize>>>,
     view: Option<Arc<Vec<usize>>>,
     text: Arc<TextEncoder>,
-    visual: VisualSource,
+    /// The visual source of each part, with the index of the part's first video.
+    visual: Arc<Vec<(usize, VisualSource)>>,
     max_frames: usize,
     frame_side: usize,
     visual_cache: Option<Arc<RwLock<HashMap<usize, VisualSample>>>>,
@@ -91,7 +93,7 @@ impl VideoDataset {
             labels: None,
             view: None,
             text,
-            visual,
+            visual: Arc::new(vec![(0, visual)]),
             max_frames,
             frame_side: CROP_SIZE,
             visual_cache: None,
@@ -108,6 +110,53 @@ impl VideoDataset {
         let mut dataset = Self::unlabeled(annotations, visual, text, max_frames)?;
         dataset.labels = Some(Arc::new(read_labels(annotations, &dataset.videos)?));
         Ok(dataset)
+    }
+
+    /// The videos of several datasets as one unlabeled dataset (e.g. the unlabeled, labeled
+    /// and test splits for pre-training), each with its own visual source. The parts must be
+    /// whole files (no views) prepared alike (text, frame slots, frame size); their labels are
+    /// dropped.
+    ///
+    /// # Errors
+    /// If there are no parts, a part is a view, or the parts are prepared differently.
+    pub fn concat(parts: Vec<VideoDataset>) -> Result<Self, DataError> {
+        let first = parts
+            .first()
+            .cloned()
+            .ok_or_else(|| DataError::Invalid("no datasets to concatenate".into()))?;
+        let mut videos = Vec::new();
+        let mut visual = Vec::new();
+        for part in &parts {
+            if part.view.is_some()
+                || part.max_frames != first.max_frames
+                || part.frame_side != first.frame_side
+                || !Arc::ptr_eq(&part.text, &first.text)
+            {
+                return Err(DataError::Invalid(
+                    "datasets to concatenate must be whole files prepared alike".into(),
+                ));
+            }
+            for (start, source) in part.visual.iter() {
+                visual.push((videos.len() + start, source.clone()));
+            }
+            videos.extend(part.videos.iter().cloned());
+        }
+        Ok(VideoDataset {
+            videos: Arc::new(videos),
+            labels: None,
+            visual: Arc::new(visual),
+            visual_cache: None,
+            ..first
+        })
+    }
+
+    /// The visual source of a video of the underlying files.
+    fn source(&self, video_index: usize) -> &VisualSource {
+        let part = self
+            .visual
+            .partition_point(|(start, _)| *start <= video_index)
+            .saturating_sub(1);
+        &self.visual[part].1
     }
 
     /// A view of the given video indices (a split part, or a resampled list with repeats).
@@ -150,10 +199,15 @@ impl VideoDataset {
     /// Bytes of one video's visual input as the model takes it (frames at the configured
     /// size, or features of `feature_dim` values).
     pub fn visual_bytes_per_video(&self, feature_dim: usize) -> usize {
-        let per_frame = match self.visual {
-            VisualSource::Frames(_) => 3 * self.frame_side * self.frame_side,
-            VisualSource::Features(_) => feature_dim,
-        };
+        let per_frame = self
+            .visual
+            .iter()
+            .map(|(_, source)| match source {
+                VisualSource::Frames(_) => 3 * self.frame_side * self.frame_side,
+                VisualSource::Features(_) => feature_dim,
+            })
+            .max()
+            .unwrap_or(0);
         self.max_frames * per_frame * std::mem::size_of::<f32>()
     }
 
@@ -226,7 +280,7 @@ impl VideoDataset {
             return sample;
         }
         let sample = self
-            .visual
+            .source(video_index)
             .load(&self.videos[video_index].id, self.max_frames)
             .downscaled(self.frame_side);
         if let Some(cache) = &self.visual_cache {

@@ -129,6 +129,7 @@ impl BackendTask for Export<'_> {
                 let config = RunConfig {
                     model: config,
                     training,
+                    pretraining: None,
                 };
                 save_run(&args.output, &config, &model, tokenizer_dir.as_deref())
             }

@@ -1,26 +1,23 @@
 //! `vidcls finetune`: fine-tune a classifier on labeled videos with the reference's recipe.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use vidcls_datasets::dataset::VideoDataset;
 use vidcls_datasets::tokenizer::TextEncoder;
-use vidcls_model::BertConfig;
-use vidcls_training::checkpoint::{RunConfig, checkpoint_model_config};
-use vidcls_training::config::{Adversarial, OptimizerKind, Preset, TrainingConfig};
+use vidcls_training::checkpoint::RunConfig;
+use vidcls_training::config::{Adversarial, Preset, TrainingConfig};
 use vidcls_training::data::{open_dataset, text_encoder};
-use vidcls_training::finetune::{
-    FinetuneJob, FinetuneSummary, InitialWeights, Validation, finetune,
-};
-use vidcls_training::strategy::epoch_summary;
+use vidcls_training::finetune::{FinetuneJob, Validation, finetune};
+use vidcls_training::launch::InitialWeights;
+use vidcls_training::launch::RunSummary;
 
-use super::preset::PresetArg;
+use super::train_args::{RunArgs, check_frame_size, print_summary};
 use super::visual_args::VisualArgs;
-use crate::device::{BackendTask, DeviceKind, run_on};
+use crate::device::{BackendTask, run_on};
 
 /// Adversarial training on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,15 +28,6 @@ pub enum AdversarialArg {
     Pgd,
     /// None.
     None,
-}
-
-/// The optimizer on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerArg {
-    /// The reference's BertAdam (no bias correction, its double schedule).
-    Bertadam,
-    /// AdamW with bias correction and a linear warm-up/decay.
-    Adamw,
 }
 
 /// Arguments of `vidcls finetune`.
@@ -66,52 +54,9 @@ pub struct FinetuneArgs {
     /// default: seed 0.02, tiny 0.1); 0 = no validation (the last EMA weights are kept).
     #[arg(long, value_name = "R")]
     pub val_ratio: Option<f64>,
-    /// Model and training defaults.
-    #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
-    pub preset: PresetArg,
-    /// A run configuration (`{"model": ..., "training": ...}`, as a run directory's
-    /// `config.json`), instead of the preset; flags still override its training values.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// HuggingFace BERT directory: its tokenizer, its `config.json` (seed preset) and its
-    /// weights (if any) for the text encoder.
-    #[arg(long, value_name = "DIR")]
-    pub bert_dir: Option<PathBuf>,
-    /// Official Swin checkpoint for the visual backbone (`swin_tiny_patch4_window7_224.pth`).
-    #[arg(long, value_name = "FILE")]
-    pub swin_weights: Option<PathBuf>,
-    /// Start from a checkpoint: a vidcls run directory, or a reference checkpoint of a
-    /// fine-tuned classifier or of a pre-training model (its encoder; the classifier starts
-    /// fresh). The model configuration is read from it.
-    #[arg(long, value_name = "CHECKPOINT")]
-    pub init: Option<PathBuf>,
-    /// The run directory to write.
-    #[arg(long, value_name = "RUN_DIR")]
-    pub out: PathBuf,
-    /// Passes over the training videos.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Stop after this many optimizer steps (the schedule then spans them).
-    #[arg(long)]
-    pub max_steps: Option<usize>,
-    /// Videos per optimizer step.
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Peak learning rate.
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Warm-up steps of the linear schedule (reference: 1000).
-    #[arg(long)]
-    pub warmup_steps: Option<usize>,
-    /// Warm-up share of BertAdam's schedule factor (reference: 0.1).
-    #[arg(long)]
-    pub warmup_ratio: Option<f64>,
-    /// Decoupled weight decay (not for biases and BERT LayerNorm weights).
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// Seed of the data order, dropout, initial weights and the validation split.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// The run's model, weights, directory, optimizer, data layout and device.
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Adversarial training on the word embeddings.
     #[arg(long, value_enum)]
     pub adversarial: Option<AdversarialArg>,
@@ -136,41 +81,9 @@ pub struct FinetuneArgs {
     /// Do not repeat the videos of rare categories.
     #[arg(long)]
     pub no_resample: bool,
-    /// Batches in annotation order (no shuffling).
-    #[arg(long)]
-    pub no_shuffle: bool,
-    /// Overrides every dropout and stochastic-depth probability of the model (0 = off).
-    #[arg(long)]
-    pub dropout: Option<f64>,
     /// Keep the visual backbone fixed.
     #[arg(long)]
     pub freeze_visual: bool,
-    /// The optimizer.
-    #[arg(long, value_enum)]
-    pub optimizer: Option<OptimizerArg>,
-    /// Side of the frames the model sees (a divisor of 224; preset default: seed 224, tiny 32).
-    #[arg(long, value_name = "PX")]
-    pub frame_size: Option<usize>,
-    /// Frame slots per video (preset default: 8).
-    #[arg(long, value_name = "N")]
-    pub max_frames: Option<usize>,
-    /// The most text ids per video of the compact text layout (tiny preset: 192); an error
-    /// with the seed preset, whose reference layout is always 388 ids.
-    #[arg(long, value_name = "N")]
-    pub max_text_len: Option<usize>,
-    /// Optimizer steps between resumable checkpoints (0 = epoch ends only).
-    #[arg(long)]
-    pub checkpoint_every: Option<usize>,
-    /// Device to train on.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    pub device: DeviceKind,
-    /// Preprocessing threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
-    /// Continue the interrupted run in --out from its last checkpoint (its configuration is
-    /// used; the data flags must name the same data).
-    #[arg(long)]
-    pub resume: bool,
 }
 
 impl FinetuneArgs {
@@ -202,73 +115,16 @@ impl FinetuneArgs {
         }
     }
 
-    /// The BERT directory: --bert-dir, else the dataset's `bert/`, else the tokenizer of the
-    /// run being resumed or of the run directory given to --init.
-    fn bert_dir(&self) -> Option<PathBuf> {
-        let has_vocab =
-            |dir: &Path| dir.join("vocab.txt").is_file() || dir.join("tokenizer.json").is_file();
-        self.bert_dir
-            .clone()
-            .or_else(|| {
-                self.data
-                    .as_ref()
-                    .map(|dir| dir.join("bert"))
-                    .filter(|dir| has_vocab(dir))
-            })
-            .or_else(|| {
-                self.resume
-                    .then(|| self.out.clone())
-                    .filter(|dir| has_vocab(dir))
-            })
-            .or_else(|| {
-                self.init
-                    .clone()
-                    .filter(|dir| dir.is_dir() && has_vocab(dir))
-            })
-    }
-
     /// The training configuration: the base, then the flags.
     fn training(&self, base: TrainingConfig) -> TrainingConfig {
         let mut config = base;
+        self.run.apply(&mut config);
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(value) = self.$field { config.$field = value; } )* };
         }
-        set!(
-            epochs,
-            batch_size,
-            lr,
-            warmup_steps,
-            warmup_ratio,
-            weight_decay,
-            seed,
-            ema_decay,
-            label_smoothing,
-            val_ratio,
-            max_frames,
-            max_text_len,
-            checkpoint_every
-        );
-        if let Some(side) = self.frame_size {
-            config.frame_side = side;
-        }
-        if self.max_steps.is_some() {
-            config.max_steps = self.max_steps;
-        }
-        if self.dropout.is_some() {
-            config.dropout = self.dropout;
-        }
-        if let Some(seed) = self.seed {
-            config.split_seed = seed;
-        }
+        set!(ema_decay, label_smoothing, val_ratio);
         config.resample &= !self.no_resample;
-        config.shuffle &= !self.no_shuffle;
         config.freeze_visual |= self.freeze_visual;
-        if let Some(optimizer) = self.optimizer {
-            config.optimizer = match optimizer {
-                OptimizerArg::Bertadam => OptimizerKind::BertAdam,
-                OptimizerArg::Adamw => OptimizerKind::AdamW,
-            };
-        }
         if let Some(kind) = self.adversarial {
             config.adversarial = match (kind, config.adversarial) {
                 (AdversarialArg::None, _) => Adversarial::None,
@@ -294,32 +150,15 @@ impl FinetuneArgs {
 
     /// The run configuration of a new run.
     fn run_config(&self, bert_dir: &Path, tokenizer: &TextEncoder) -> Result<RunConfig> {
-        let preset = Preset::from(self.preset);
-        let file = match &self.config {
-            Some(path) => Some(RunConfig::read_file(path)?),
-            None => None,
-        };
-        let model = match (&file, &self.init) {
-            (Some(file), _) => file.model.clone(),
-            (None, Some(init)) => checkpoint_model_config(init, Some(bert_dir))?,
-            (None, None) => {
-                let mut model = preset.model(tokenizer.vocab_size());
-                let hf_config = bert_dir.join("config.json");
-                if preset == Preset::Seed && hf_config.is_file() {
-                    model.encoder.two_stream.bert =
-                        BertConfig::load_hf(&hf_config).with_context(|| {
-                            format!("{}: not a BERT configuration", hf_config.display())
-                        })?;
-                }
-                model
-            }
-        };
+        let file = self.run.config_file()?;
+        let model = self.run.model(file.as_ref(), bert_dir, tokenizer)?;
         let base = file
             .and_then(|file| file.training)
-            .unwrap_or_else(|| preset.training());
+            .unwrap_or_else(|| Preset::from(self.run.preset).training());
         let mut config = RunConfig {
             model,
             training: Some(self.training(base)),
+            pretraining: None,
         };
         config.apply_dropout_override();
         Ok(config)
@@ -328,33 +167,8 @@ impl FinetuneArgs {
 
 /// Runs `vidcls finetune`.
 pub fn run(args: &FinetuneArgs) -> Result<()> {
-    let summary = run_on(args.device, Finetune { args })?;
-    let report = &summary.report;
-    if report.interrupted {
-        println!(
-            "interrupted after step {}: continue with `vidcls finetune ... --out {} --resume`",
-            report.steps,
-            args.out.display()
-        );
-        return Ok(());
-    }
-    println!(
-        "fine-tuned {} steps on {} training videos per epoch ({} validation videos)",
-        report.steps, summary.train_videos, summary.validation_videos
-    );
-    for record in &report.history {
-        println!("  {}", epoch_summary(record));
-    }
-    match report.best_mean_f1 {
-        Some(best) => println!(
-            "best validation mean_f1 {best:.4}: {} (EMA weights)",
-            args.out.join("model.safetensors").display()
-        ),
-        None => println!(
-            "no validation: {} holds the last EMA weights",
-            args.out.join("model.safetensors").display()
-        ),
-    }
+    let summary = run_on(args.run.device, Finetune { args })?;
+    print_summary("finetune", &args.run.out, &summary);
     Ok(())
 }
 
@@ -363,22 +177,15 @@ struct Finetune<'a> {
 }
 
 impl BackendTask for Finetune<'_> {
-    type Output = FinetuneSummary;
+    type Output = RunSummary;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<FinetuneSummary> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<RunSummary> {
         let args = self.args;
-        let bert_dir = args.bert_dir().context(
-            "no tokenizer: give --bert-dir (a HuggingFace BERT directory with vocab.txt)",
-        )?;
-        let config = if args.resume {
-            RunConfig::read(&args.out)?
-        } else {
-            args.run_config(&bert_dir, &TextEncoder::from_dir(&bert_dir)?)?
-        };
-        let training = config
-            .training
-            .clone()
-            .context("the run configuration has no training part")?;
+        let (bert_dir, config, training) = args
+            .run
+            .prepare(args.data.as_deref(), |bert_dir, tokenizer| {
+                args.run_config(bert_dir, tokenizer)
+            })?;
         let text = text_encoder(&bert_dir, &training)?;
         let pad_id = text.special_tokens().pad;
         let text = Arc::new(text);
@@ -388,22 +195,14 @@ impl BackendTask for Finetune<'_> {
             let source = visual.source_with_feature_dim(feature_dim)?;
             open_dataset(annotations, source, text.clone(), &training, true)
         };
-        let swin = &config.model.encoder.swin;
-        if visual.frames.is_some() && swin.img_size != training.frame_side {
-            bail!(
-                "the model takes {0}x{0} frames but the training configuration makes {1}x{1} ones \
-                 (--frame-size)",
-                swin.img_size,
-                training.frame_side
-            );
-        }
+        check_frame_size(&config, &visual)?;
         let labeled = open(&annotations)?;
         let validation = match &args.val_annotations {
             Some(path) => Validation::Dataset(open(path)?),
             None => Validation::Split,
         };
         let job = FinetuneJob {
-            run_dir: args.out.clone(),
+            run_dir: args.run.out.clone(),
             config,
             labeled,
             validation,
@@ -411,12 +210,12 @@ impl BackendTask for Finetune<'_> {
             pad_id,
             init: InitialWeights {
                 bert_dir: Some(bert_dir),
-                swin_weights: args.swin_weights.clone(),
-                checkpoint: args.init.clone(),
+                swin_weights: args.run.swin_weights.clone(),
+                checkpoint: args.run.init.clone(),
             },
-            resume: args.resume,
-            workers: args.workers,
-            dashboard: std::io::stdout().is_terminal(),
+            resume: args.run.resume,
+            workers: args.run.workers,
+            dashboard: args.run.dashboard(),
         };
         finetune::<B>(job, &device)
     }

@@ -12,5 +12,7 @@ pub mod finetune;
 pub mod inspect;
 pub mod predict;
 pub mod preset;
+pub mod pretrain;
 pub mod synth;
+pub mod train_args;
 pub mod visual_args;

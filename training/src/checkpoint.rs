@@ -32,11 +32,11 @@ use vidcls_datasets::output::{PendingFile, write_atomically};
 use vidcls_model::loader::{
     LoadError, TensorShapes, infer_classifier_config, infer_pretrain_config,
     is_pretrain_state_dict, load_reference_weights, reference_tensor_shapes,
-    save_classifier_safetensors,
+    save_classifier_safetensors, save_pretrain_safetensors,
 };
 use vidcls_model::{BertConfig, VideoClassifier, VideoModelConfig, VideoPretrainModel};
 
-use crate::config::TrainingConfig;
+use crate::config::{PretrainingConfig, TrainingConfig};
 
 /// The configuration file of a run directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -69,6 +69,10 @@ pub struct RunConfig {
     /// How it was trained, for runs made by vidcls's training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingConfig>,
+    /// The pre-training objectives, for runs made by `vidcls pretrain` (their model is a
+    /// pre-training model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretraining: Option<PretrainingConfig>,
 }
 
 impl RunConfig {
@@ -95,6 +99,7 @@ impl RunConfig {
             serde_json::from_value(value).map(|model| RunConfig {
                 model,
                 training: None,
+                pretraining: None,
             })
         };
         parsed.with_context(|| format!("{}: not a vidcls run configuration", path.display()))
@@ -208,6 +213,11 @@ pub fn load_model<B: Backend>(
             path.display()
         );
     }
+    if RunConfig::read(path)?.pretraining.is_some() {
+        return Ok(LoadedModel::Pretrain(Box::new(load_pretrain_run(
+            path, weights, device,
+        )?)));
+    }
     let classifier = load_run(path, bert_dir, weights, device)?;
     Ok(LoadedModel::Classifier(Box::new(classifier)))
 }
@@ -239,13 +249,16 @@ pub fn load_run<B: Backend>(
     let RunConfig {
         model: config,
         training,
+        pretraining,
     } = RunConfig::read(dir)?;
-    let file = match weights {
-        RunWeights::Model => MODEL_FILE,
-        RunWeights::Last => LAST_FILE,
-        RunWeights::Raw => RAW_FILE,
-    };
-    let weights_path = dir.join(file);
+    ensure!(
+        pretraining.is_none(),
+        "{}: a pre-training run has no classifier (fine-tune it with `vidcls finetune --init {}`, \
+         or export it with `vidcls export`)",
+        dir.display(),
+        dir.display()
+    );
+    let weights_path = weights_file(dir, weights);
     let legacy_record = dir.join(LEGACY_RECORD_STEM);
     let model = if weights_path.is_file() {
         let mut model = config.init_classifier::<B>(device);
@@ -269,6 +282,34 @@ pub fn load_run<B: Backend>(
         tokenizer_dir: bert_dir.map(Path::to_path_buf).or(saved_tokenizer),
         training,
     })
+}
+
+/// The weights file of a run directory that `weights` names.
+fn weights_file(dir: &Path, weights: RunWeights) -> PathBuf {
+    dir.join(match weights {
+        RunWeights::Model => MODEL_FILE,
+        RunWeights::Last => LAST_FILE,
+        RunWeights::Raw => RAW_FILE,
+    })
+}
+
+/// Loads the pre-training model of a run directory made by `vidcls pretrain`, with the chosen
+/// weights.
+pub fn load_pretrain_run<B: Backend>(
+    dir: &Path,
+    weights: RunWeights,
+    device: &B::Device,
+) -> Result<VideoPretrainModel<B>> {
+    let config = RunConfig::read(dir)?;
+    ensure!(
+        config.pretraining.is_some(),
+        "{}: not a pre-training run",
+        dir.display()
+    );
+    let path = weights_file(dir, weights);
+    let mut model = config.model.init_pretrain::<B>(device);
+    load_reference_weights(&mut model, &path).with_context(|| path.display().to_string())?;
+    Ok(model)
 }
 
 /// Whether a directory holds tokenizer files.
@@ -376,11 +417,29 @@ pub fn save_run<B: Backend>(
     config.write(dir)
 }
 
-/// Writes a classifier's weights as a safetensors file with the reference's names,
-/// atomically.
-pub fn save_weights<B: Backend>(path: &Path, model: &VideoClassifier<B>) -> Result<()> {
+/// A model that a run directory holds as a safetensors state dict with the reference's names.
+pub trait ReferenceModel {
+    /// Writes the state dict to `path` (in place: [`save_weights`] writes atomically).
+    fn write_state_dict(&self, path: &Path) -> Result<(), LoadError>;
+}
+
+impl<B: Backend> ReferenceModel for VideoClassifier<B> {
+    fn write_state_dict(&self, path: &Path) -> Result<(), LoadError> {
+        save_classifier_safetensors(self, path)
+    }
+}
+
+impl<B: Backend> ReferenceModel for VideoPretrainModel<B> {
+    fn write_state_dict(&self, path: &Path) -> Result<(), LoadError> {
+        save_pretrain_safetensors(self, path)
+    }
+}
+
+/// Writes a model's weights as a safetensors file with the reference's names, atomically.
+pub fn save_weights<M: ReferenceModel>(path: &Path, model: &M) -> Result<()> {
     let pending = PendingFile::create(path)?;
-    save_classifier_safetensors(model, pending.temp_path())
+    model
+        .write_state_dict(pending.temp_path())
         .with_context(|| format!("writing {}", path.display()))?;
     pending.commit(true)?;
     Ok(())

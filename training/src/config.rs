@@ -88,6 +88,74 @@ impl Preset {
             Preset::Tiny => TrainingConfig::tiny(),
         }
     }
+
+    /// The pre-training defaults of the preset: its fine-tuning defaults (data layout,
+    /// optimizer, schedule, checkpoints) with the reference's pre-training values where it
+    /// states them (batch 50, lr 5e-5 for the seed preset) and the parts of fine-tuning that
+    /// pre-training has not: no adversarial pass, no EMA, no label smoothing, no resampling,
+    /// no validation share (see [`PretrainingConfig::val_size`]); the visual backbone frozen.
+    pub fn pretraining(self) -> TrainingConfig {
+        let base = self.training();
+        let (batch_size, lr) = match self {
+            Preset::Seed => (50, 5e-5),
+            Preset::Tiny => (base.batch_size, base.lr),
+        };
+        TrainingConfig {
+            batch_size,
+            lr,
+            adversarial: Adversarial::None,
+            ema_decay: 0.0,
+            label_smoothing: 0.0,
+            resample: false,
+            val_ratio: 0.0,
+            freeze_visual: true,
+            ..base
+        }
+    }
+}
+
+/// What pre-training adds to the training configuration (REFERENCE.md, "Pre-training").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PretrainingConfig {
+    /// Probability that a non-special token is chosen for MLM.
+    pub mask_prob: f64,
+    /// Weight of the ITM loss in `L = L_mlm + itm_weight * L_itm`.
+    pub itm_weight: f64,
+    /// Videos held out for validation (at most a tenth of the videos; 0 = no validation).
+    pub val_size: usize,
+}
+
+impl Default for PretrainingConfig {
+    fn default() -> Self {
+        PretrainingConfig {
+            mask_prob: 0.15,
+            itm_weight: 0.3,
+            val_size: 5000,
+        }
+    }
+}
+
+impl PretrainingConfig {
+    /// The share of the videos that validation may take at most.
+    pub const MAX_VAL_SHARE: f64 = 0.1;
+
+    /// Validation videos out of `videos`: `val_size`, at most [`Self::MAX_VAL_SHARE`] of them.
+    pub fn validation_videos(&self, videos: usize) -> usize {
+        self.val_size
+            .min((videos as f64 * Self::MAX_VAL_SHARE).floor() as usize)
+    }
+
+    /// Checks that the values make sense, naming the first one that does not.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.mask_prob > 0.0 && self.mask_prob < 1.0) {
+            return Err("the masking probability must be in (0, 1)".into());
+        }
+        if !(self.itm_weight.is_finite() && self.itm_weight >= 0.0) {
+            return Err("the ITM weight must be >= 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// Everything a fine-tuning run needs besides the model and the data.

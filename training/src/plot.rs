@@ -1,4 +1,5 @@
-//! `curves.png`: training and validation loss and validation mean F1 per epoch.
+//! `curves.png`: training and validation loss per epoch, and the validation mean F1 (a
+//! classifier) or MLM and ITM accuracies (pre-training) per epoch.
 //!
 //! Text needs a font file found at run time (`VIDCLS_FONT`, then common system paths); without
 //! one the curves are drawn with no text at all.
@@ -163,17 +164,42 @@ fn render(file: &Path, history: &[EpochRecord], font: Option<&str>) -> Result<()
         legend: true,
         when_empty: "no finite loss",
     };
-    let f1 = Panel {
-        caption: "validation mean_f1",
-        curves: vec![Curve {
-            name: "mean_f1",
-            color: F1_COLOR,
-            points: points(history, |record| {
-                record.scores.as_ref().map(|scores| scores.mean_f1)
-            }),
-        }],
-        legend: false,
-        when_empty: "no validation scores",
+    let pretraining = history.iter().any(|record| record.pretrain.is_some());
+    let f1 = if pretraining {
+        Panel {
+            caption: "validation accuracy",
+            curves: vec![
+                Curve {
+                    name: "mlm",
+                    color: F1_COLOR,
+                    points: points(history, |record| {
+                        record.pretrain.as_ref().map(|stats| stats.mlm_accuracy())
+                    }),
+                },
+                Curve {
+                    name: "itm",
+                    color: VALID_COLOR,
+                    points: points(history, |record| {
+                        record.pretrain.as_ref().map(|stats| stats.itm_accuracy())
+                    }),
+                },
+            ],
+            legend: true,
+            when_empty: "no validation scores",
+        }
+    } else {
+        Panel {
+            caption: "validation mean_f1",
+            curves: vec![Curve {
+                name: "mean_f1",
+                color: F1_COLOR,
+                points: points(history, |record| {
+                    record.scores.as_ref().map(|scores| scores.mean_f1)
+                }),
+            }],
+            legend: false,
+            when_empty: "no validation scores",
+        }
     };
     let epochs = history.iter().map(|record| record.epoch as f64);
     let first = epochs.clone().fold(f64::INFINITY, f64::min);
@@ -307,6 +333,7 @@ mod tests {
                 lv2_f1_macro: mean_f1,
                 mean_f1,
             }),
+            pretrain: None,
             seconds: 1.0,
         }
     }

@@ -13,17 +13,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::{ReferenceModel, save_weights};
+use crate::optim::{AdamOptimizer, Moments};
+use crate::run::EpochRecord;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use vidcls_datasets::output::{PendingFile, write_atomically};
-use vidcls_model::VideoClassifier;
-
-use crate::checkpoint::save_weights;
-use crate::optim::{AdamOptimizer, Moments};
-use crate::run::EpochRecord;
 
 /// The resume directory of a run directory.
 pub const RESUME_DIR: &str = "resume";
@@ -46,8 +44,11 @@ pub struct ResumeState {
     pub epoch_loss_sum: f64,
     /// Finished epochs.
     pub history: Vec<EpochRecord>,
-    /// The best validation mean F1 so far.
+    /// The best validation mean F1 so far (classifiers).
     pub best_mean_f1: Option<f64>,
+    /// The lowest validation loss so far (pre-training).
+    #[serde(default)]
+    pub best_valid_loss: Option<f64>,
 }
 
 impl ResumeState {
@@ -60,6 +61,7 @@ impl ResumeState {
             epoch_loss_sum: 0.0,
             history: Vec::new(),
             best_mean_f1: None,
+            best_valid_loss: None,
         }
     }
 }
@@ -78,11 +80,11 @@ pub struct ResumePoint<B: Backend> {
 
 /// Writes a checkpoint of a run into `run_dir/resume/`, then points `latest` to it and removes
 /// the older ones.
-pub fn save_resume_point<B: AutodiffBackend>(
+pub fn save_resume_point<B: AutodiffBackend, M: ReferenceModel>(
     run_dir: &Path,
     state: &ResumeState,
-    raw: &VideoClassifier<B::InnerBackend>,
-    ema: Option<&VideoClassifier<B::InnerBackend>>,
+    raw: &M,
+    ema: Option<&M>,
     optimizer: &AdamOptimizer<B>,
 ) -> Result<()> {
     let resume = run_dir.join(RESUME_DIR);

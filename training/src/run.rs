@@ -14,6 +14,7 @@ use vidcls_datasets::output::write_atomically;
 
 use crate::metric::Scores;
 use crate::metrics::WbdcScore;
+use crate::pretrain::output::{PretrainScore, PretrainStats};
 
 /// The log of the run.
 pub const LOG_FILE: &str = "train.log";
@@ -35,8 +36,13 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Mean validation loss (EMA weights), if validated.
     pub valid_loss: Option<f64>,
-    /// The competition's numbers on the validation set (EMA weights), if validated.
+    /// The competition's numbers on the validation set (EMA weights), if a classifier was
+    /// validated.
     pub scores: Option<Scores>,
+    /// The pre-training numbers on the validation set (mean losses, summed hits), if a
+    /// pre-training model was validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain: Option<PretrainStats>,
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
 }
@@ -128,25 +134,39 @@ impl RunFiles {
         Ok(())
     }
 
-    /// Rewrites `metrics.csv` with the epochs so far.
+    /// Rewrites `metrics.csv` with the epochs so far: the competition's numbers for a
+    /// classifier, the MLM and ITM numbers for a pre-training run.
     pub fn write_metrics(&self, history: &[EpochRecord]) -> Result<()> {
+        let pretraining = history.iter().any(|record| record.pretrain.is_some());
+        let names: Vec<&str> = if pretraining {
+            PretrainScore::ALL
+                .iter()
+                .map(|score| score.name())
+                .collect()
+        } else {
+            WbdcScore::ALL.iter().map(|score| score.name()).collect()
+        };
+        let values = |record: &EpochRecord| -> Vec<String> {
+            let format = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
+            if pretraining {
+                PretrainScore::ALL
+                    .iter()
+                    .map(|score| format(record.pretrain.as_ref().map(|s| score.of(s).0)))
+                    .collect()
+            } else {
+                WbdcScore::ALL
+                    .iter()
+                    .map(|score| format(record.scores.as_ref().map(|s| score.of(s))))
+                    .collect()
+            }
+        };
         write_atomically(&self.dir.join(METRICS_FILE), |out| {
-            let names: Vec<&str> = WbdcScore::ALL.iter().map(|score| score.name()).collect();
             writeln!(
                 out,
                 "epoch,steps,train_loss,valid_loss,{},seconds",
                 names.join(",")
             )?;
             for record in history {
-                let scores: Vec<String> = WbdcScore::ALL
-                    .iter()
-                    .map(|score| {
-                        record
-                            .scores
-                            .as_ref()
-                            .map_or(String::new(), |scores| score.of(scores).to_string())
-                    })
-                    .collect();
                 writeln!(
                     out,
                     "{},{},{},{},{},{:.1}",
@@ -154,7 +174,7 @@ impl RunFiles {
                     record.steps,
                     record.train_loss,
                     record.valid_loss.map_or(String::new(), |v| v.to_string()),
-                    scores.join(","),
+                    values(record).join(","),
                     record.seconds
                 )?;
             }

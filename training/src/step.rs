@@ -14,6 +14,7 @@ use vidcls_datasets::batcher::VideoBatch;
 use vidcls_model::VideoClassifier;
 
 use crate::batch::ModelInputs;
+use crate::checkpoint::ReferenceModel;
 
 use crate::config::Adversarial;
 use crate::loss::cross_entropy;
@@ -35,6 +36,15 @@ pub struct FinetuneModel<B: Backend> {
     /// The loss and adversarial settings.
     #[module(skip)]
     pub objective: Objective,
+}
+
+impl<B: Backend> ReferenceModel for FinetuneModel<B> {
+    fn write_state_dict(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<(), vidcls_model::loader::LoadError> {
+        self.classifier.write_state_dict(path)
+    }
 }
 
 /// A labeled batch as model inputs.

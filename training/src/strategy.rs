@@ -1,7 +1,8 @@
-//! The fine-tuning loop, as burn-train's custom learning strategy: per step the learner's
-//! schedule, train step (with the adversarial passes) and optimizer step, then the EMA update;
-//! per epoch a validation of the EMA weights over the whole validation set, the run
-//! directory's files and the best model; resumable checkpoints every few steps.
+//! The training loop of fine-tuning and pre-training, as burn-train's custom learning
+//! strategy: per step the learner's schedule, train step (with the adversarial passes) and
+//! optimizer step, then the EMA update; per epoch a validation of the EMA weights over the
+//! whole validation set, the run directory's files and the best model (highest mean F1 when
+//! classifying, else lowest validation loss); resumable checkpoints every few steps.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,29 +15,142 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{
     ClassificationOutput, InferenceStep, Interrupter, Learner, LearningComponentsMarker,
-    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents,
-    ValidLoader,
+    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainStep,
+    TrainingComponents, ValidLoader,
 };
 use burn::train::{EventProcessorTraining, LearnerEvent, TrainingItem};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use vidcls_datasets::batcher::VideoBatch;
 use vidcls_datasets::dataset::VideoDataset;
 use vidcls_datasets::loader::VideoLoader;
 
-use crate::checkpoint::{LAST_FILE, MODEL_FILE, RAW_FILE, save_weights};
+use crate::checkpoint::{LAST_FILE, MODEL_FILE, RAW_FILE, ReferenceModel, save_weights};
 use crate::ema::Ema;
 use crate::metric::{Scores, score};
 use crate::optim::AdamOptimizer;
+use crate::pretrain::output::{PretrainOutput, PretrainStats};
 use crate::renderer::format_duration;
 use crate::resume::{ResumeState, save_resume_point};
 use crate::run::{EpochRecord, RunFiles};
 use crate::schedule::LrSchedule;
-use crate::step::FinetuneModel;
 
-/// burn-train's components of a fine-tuning run on the inner backend `B`.
-pub type FinetuneComponents<B> =
-    LearningComponentsMarker<B, LrSchedule, FinetuneModel<B>, AdamOptimizer<B>>;
+/// burn-train's components of a run training `M` on the autodiff backend `B`.
+pub type RunComponents<B, M> = LearningComponentsMarker<B, LrSchedule, M, AdamOptimizer<B>>;
+
+/// What one batch adds to an epoch's validation numbers.
+pub enum ValidationBatch {
+    /// A classifier's batch: its mean loss, arg-max classes and true classes.
+    Classification {
+        /// Mean loss of the batch.
+        loss: f64,
+        /// Arg-max classes.
+        predictions: Vec<usize>,
+        /// True classes.
+        labels: Vec<usize>,
+    },
+    /// A pre-training batch.
+    Pretrain(PretrainStats),
+}
+
+/// A step's output as the training loop reads it.
+pub trait StepOutput {
+    /// The loss of the step (read from the device).
+    fn loss_value(&self) -> f64;
+    /// What the batch adds to the validation numbers.
+    fn validation_batch(&self) -> ValidationBatch;
+}
+
+impl<B: Backend> StepOutput for ClassificationOutput<B> {
+    fn loss_value(&self) -> f64 {
+        self.loss.clone().into_scalar().elem()
+    }
+
+    fn validation_batch(&self) -> ValidationBatch {
+        let to_usize = |data: TensorData| -> Vec<usize> {
+            data.convert::<i64>()
+                .into_vec::<i64>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v as usize)
+                .collect()
+        };
+        ValidationBatch::Classification {
+            loss: self.loss_value(),
+            predictions: to_usize(self.output.clone().argmax(1).into_data()),
+            labels: to_usize(self.targets.clone().into_data()),
+        }
+    }
+}
+
+impl<B: Backend> StepOutput for PretrainOutput<B> {
+    fn loss_value(&self) -> f64 {
+        self.loss.clone().into_scalar().elem()
+    }
+
+    fn validation_batch(&self) -> ValidationBatch {
+        ValidationBatch::Pretrain(self.clone().stats())
+    }
+}
+
+/// The validation numbers of an epoch.
+#[derive(Debug, Clone, Copy, Default)]
+struct Validation {
+    /// Mean loss over the batches.
+    loss: f64,
+    /// The competition's numbers (classifiers).
+    scores: Option<Scores>,
+    /// The pre-training numbers (mean losses, summed hits).
+    pretrain: Option<PretrainStats>,
+}
+
+impl Validation {
+    /// The numbers of an epoch's batches.
+    fn of(batches: Vec<ValidationBatch>) -> Option<Self> {
+        let count = batches.len();
+        if count == 0 {
+            return None;
+        }
+        let (mut loss, mut predictions, mut labels) = (0.0, Vec::new(), Vec::new());
+        let mut pretrain: Option<PretrainStats> = None;
+        for batch in batches {
+            match batch {
+                ValidationBatch::Classification {
+                    loss: batch_loss,
+                    predictions: p,
+                    labels: l,
+                } => {
+                    loss += batch_loss;
+                    predictions.extend(p);
+                    labels.extend(l);
+                }
+                ValidationBatch::Pretrain(stats) => {
+                    loss += stats.loss;
+                    let sum = pretrain.get_or_insert_default();
+                    sum.loss += stats.loss;
+                    sum.mlm_loss += stats.mlm_loss;
+                    sum.itm_loss += stats.itm_loss;
+                    sum.mlm_hits += stats.mlm_hits;
+                    sum.mlm_tokens += stats.mlm_tokens;
+                    sum.itm_hits += stats.itm_hits;
+                    sum.videos += stats.videos;
+                }
+            }
+        }
+        let mean = |sum: f64| sum / count as f64;
+        Some(Validation {
+            loss: mean(loss),
+            scores: (!labels.is_empty()).then(|| score(&labels, &predictions)),
+            pretrain: pretrain.map(|sum| PretrainStats {
+                loss: mean(sum.loss),
+                mlm_loss: mean(sum.mlm_loss),
+                itm_loss: mean(sum.itm_loss),
+                ..sum
+            }),
+        })
+    }
+}
 
 /// The order of the training videos and the length of the run.
 #[derive(Clone)]
@@ -113,16 +227,18 @@ pub struct FitReport {
     pub history: Vec<EpochRecord>,
     /// Optimizer steps done.
     pub steps: usize,
-    /// The best validation mean F1.
+    /// The best validation mean F1 (classifiers).
     pub best_mean_f1: Option<f64>,
+    /// The lowest validation loss (pre-training).
+    pub best_valid_loss: Option<f64>,
     /// Whether the run stopped early (interrupted).
     pub interrupted: bool,
     /// An error that ended the run.
     pub error: Option<String>,
 }
 
-/// The fine-tuning strategy (see the module documentation).
-pub struct FinetuneStrategy<B: AutodiffBackend> {
+/// The training strategy (see the module documentation) of model `M`.
+pub struct TrainStrategy<B: AutodiffBackend, M: AutodiffModule<B>> {
     /// The training data and run length.
     pub plan: TrainPlan,
     /// The validation videos (EMA weights), if any.
@@ -141,60 +257,64 @@ pub struct FinetuneStrategy<B: AutodiffBackend> {
     pub report: Arc<Mutex<FitReport>>,
     /// The device.
     pub device: B::Device,
+    /// The trained model's type.
+    pub model: std::marker::PhantomData<M>,
 }
 
 /// The state of a fit in progress.
-struct Fit<B: AutodiffBackend> {
-    learner: Learner<FinetuneComponents<B>>,
+struct Fit<B: AutodiffBackend, M>
+where
+    M: TrainStep + AutodiffModule<B> + core::fmt::Display + 'static,
+    M::InnerModule: InferenceStep,
+{
+    learner: Learner<RunComponents<B, M>>,
     ema: Option<Ema<B::InnerBackend>>,
     state: ResumeState,
     epoch_started: Instant,
 }
 
-impl<B: AutodiffBackend> FinetuneStrategy<B> {
+impl<B, M> TrainStrategy<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainStep<Input = VideoBatch<B>> + AutodiffModule<B> + core::fmt::Display + 'static,
+    <M as TrainStep>::Output: StepOutput,
+    M::InnerModule: InferenceStep<Input = VideoBatch<B::InnerBackend>> + ReferenceModel,
+    <M::InnerModule as InferenceStep>::Output: StepOutput,
+{
     fn log(&self, message: &str) {
         self.files.lock().expect("run files").log(message);
     }
 
     /// Saves the resume point of `fit`.
-    fn checkpoint(&self, fit: &Fit<B>) -> Result<()> {
-        let raw = fit.learner.model().valid().classifier;
+    fn checkpoint(&self, fit: &Fit<B, M>) -> Result<()> {
+        let raw = fit.learner.model().valid();
         let ema = fit.ema.as_ref().map(|ema| ema.apply(raw.clone()));
         let dir = self.files.lock().expect("run files").dir().to_path_buf();
         save_resume_point(&dir, &fit.state, &raw, ema.as_ref(), &self.optimizer)
     }
 
-    /// Validates the EMA weights: (mean loss, scores), or `None` without validation.
+    /// Validates the EMA weights, or `None` without validation.
     fn validate(
         &self,
-        model: &FinetuneModel<B::InnerBackend>,
+        model: &M::InnerModule,
         epoch: usize,
         epochs: usize,
-        processor: &mut SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
-    ) -> Option<(f64, Scores)> {
+        processor: &mut SupervisedTrainingEventProcessor<RunComponents<B, M>>,
+    ) -> Option<Validation> {
         let loader = self.validation.as_ref()?;
         if loader.num_items() == 0 {
             return None;
         }
+        // Random choices of a validation pass (pre-training's masks) are the same every epoch.
+        // (The autodiff backend seeds its inner backend's generator.)
+        B::seed(&self.device, self.plan.seed);
         let mut iterator = loader.iter();
-        let (mut loss_sum, mut batches) = (0.0, 0usize);
-        let (mut predictions, mut labels) = (Vec::new(), Vec::new());
+        let mut batches = Vec::new();
         let mut iteration = 0;
         while let Some(batch) = iterator.next() {
             iteration += 1;
-            let output: ClassificationOutput<B::InnerBackend> = model.step(batch);
-            loss_sum += output.loss.clone().into_scalar().elem::<f64>();
-            batches += 1;
-            let to_usize = |data: TensorData| -> Vec<usize> {
-                data.convert::<i64>()
-                    .into_vec::<i64>()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|v| v as usize)
-                    .collect()
-            };
-            predictions.extend(to_usize(output.output.clone().argmax(1).into_data()));
-            labels.extend(to_usize(output.targets.clone().into_data()));
+            let output = model.step(batch);
+            batches.push(output.validation_batch());
             let item = TrainingItem {
                 item: output,
                 progress: iterator.progress(),
@@ -205,54 +325,60 @@ impl<B: AutodiffBackend> FinetuneStrategy<B> {
             processor.process_valid(LearnerEvent::ProcessedItem(item));
         }
         processor.process_valid(LearnerEvent::EndEpoch(epoch));
-        Some((
-            loss_sum / batches.max(1) as f64,
-            score(&labels, &predictions),
-        ))
+        Validation::of(batches)
     }
 
     /// Closes an epoch: validation, the epoch's record and files, the best model, the resume
     /// point.
     fn end_epoch(
         &self,
-        fit: &mut Fit<B>,
-        processor: &mut SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
+        fit: &mut Fit<B, M>,
+        processor: &mut SupervisedTrainingEventProcessor<RunComponents<B, M>>,
     ) -> Result<()> {
         let epoch = fit.state.epoch;
         processor.process_train(LearnerEvent::EndEpoch(epoch));
         let raw = fit.learner.model().valid();
-        let evaluated = FinetuneModel {
-            classifier: match &fit.ema {
-                Some(ema) => ema.apply(raw.classifier.clone()),
-                None => raw.classifier.clone(),
-            },
-            objective: raw.objective,
+        let evaluated = match &fit.ema {
+            Some(ema) => ema.apply(raw.clone()),
+            None => raw.clone(),
         };
         let validation = self.validate(&evaluated, epoch, self.plan.epochs, processor);
         let record = EpochRecord {
             epoch,
             steps: fit.state.step,
             train_loss: fit.state.epoch_loss_sum / fit.state.batches_done.max(1) as f64,
-            valid_loss: validation.map(|(loss, _)| loss),
-            scores: validation.map(|(_, scores)| scores),
+            valid_loss: validation.map(|v| v.loss),
+            scores: validation.and_then(|v| v.scores),
+            pretrain: validation.and_then(|v| v.pretrain),
             seconds: fit.epoch_started.elapsed().as_secs_f64(),
         };
         self.log(&epoch_summary(&record));
         let dir = self.files.lock().expect("run files").dir().to_path_buf();
-        save_weights(&dir.join(LAST_FILE), &evaluated.classifier)?;
-        save_weights(&dir.join(RAW_FILE), &raw.classifier)?;
-        let improved = match (&record.scores, fit.state.best_mean_f1) {
-            (Some(scores), Some(best)) => scores.mean_f1 > best,
-            (Some(_), None) => true,
-            (None, _) => true,
+        save_weights(&dir.join(LAST_FILE), &evaluated)?;
+        save_weights(&dir.join(RAW_FILE), &raw)?;
+        let best = match (&record.scores, record.valid_loss) {
+            (Some(scores), _) => fit
+                .state
+                .best_mean_f1
+                .is_none_or(|best| scores.mean_f1 > best)
+                .then(|| {
+                    fit.state.best_mean_f1 = Some(scores.mean_f1);
+                    "best validation mean_f1 so far"
+                }),
+            (None, Some(loss)) => fit
+                .state
+                .best_valid_loss
+                .is_none_or(|best| loss < best)
+                .then(|| {
+                    fit.state.best_valid_loss = Some(loss);
+                    "lowest validation loss so far"
+                }),
+            (None, None) => Some(""),
         };
-        if improved {
-            save_weights(&dir.join(MODEL_FILE), &evaluated.classifier)?;
-            if let Some(scores) = &record.scores {
-                fit.state.best_mean_f1 = Some(scores.mean_f1);
-                self.log(&format!(
-                    "epoch {epoch}: best validation mean_f1 so far, saved as {MODEL_FILE}"
-                ));
+        if let Some(why) = best {
+            save_weights(&dir.join(MODEL_FILE), &evaluated)?;
+            if !why.is_empty() {
+                self.log(&format!("epoch {epoch}: {why}, saved as {MODEL_FILE}"));
             }
         }
         fit.state.history.push(record);
@@ -270,13 +396,12 @@ impl<B: AutodiffBackend> FinetuneStrategy<B> {
         fit.epoch_started = Instant::now();
         self.checkpoint(fit)
     }
-
     /// The training loop; errors end it.
     fn run(
         &self,
-        fit: &mut Fit<B>,
+        fit: &mut Fit<B, M>,
         interrupter: &Interrupter,
-        processor: &mut SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
+        processor: &mut SupervisedTrainingEventProcessor<RunComponents<B, M>>,
     ) -> Result<bool> {
         let plan = &self.plan;
         let total = plan.total_steps();
@@ -312,11 +437,11 @@ impl<B: AutodiffBackend> FinetuneStrategy<B> {
                 let output = fit.learner.train_step(batch);
                 fit.learner.optimizer_step(output.grads);
                 if let Some(ema) = &mut fit.ema {
-                    ema.update(&fit.learner.model().valid().classifier);
+                    ema.update(&fit.learner.model().valid());
                 }
                 fit.state.step += 1;
                 fit.state.batches_done += 1;
-                let loss = output.item.loss.clone().into_scalar().elem::<f64>();
+                let loss = output.item.loss_value();
                 anyhow::ensure!(
                     loss.is_finite(),
                     "the training loss became {loss} at step {}: lower --lr?",
@@ -367,23 +492,26 @@ impl<B: AutodiffBackend> FinetuneStrategy<B> {
     }
 }
 
-impl<B: AutodiffBackend> SupervisedLearningStrategy<FinetuneComponents<B>> for FinetuneStrategy<B> {
+impl<B, M> SupervisedLearningStrategy<RunComponents<B, M>> for TrainStrategy<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainStep<Input = VideoBatch<B>> + AutodiffModule<B> + core::fmt::Display + 'static,
+    <M as TrainStep>::Output: StepOutput,
+    M::InnerModule: InferenceStep<Input = VideoBatch<B::InnerBackend>> + ReferenceModel,
+    <M::InnerModule as InferenceStep>::Output: StepOutput,
+{
     fn fit(
         &self,
-        components: TrainingComponents<FinetuneComponents<B>>,
-        learner: Learner<FinetuneComponents<B>>,
-        _dataloader_train: TrainLoader<FinetuneComponents<B>>,
-        _dataloader_valid: ValidLoader<FinetuneComponents<B>>,
+        components: TrainingComponents<RunComponents<B, M>>,
+        learner: Learner<RunComponents<B, M>>,
+        _dataloader_train: TrainLoader<RunComponents<B, M>>,
+        _dataloader_valid: ValidLoader<RunComponents<B, M>>,
         _starting_epoch: usize,
-    ) -> (
-        FinetuneModel<B>,
-        SupervisedTrainingEventProcessor<FinetuneComponents<B>>,
-    ) {
+    ) -> (M, SupervisedTrainingEventProcessor<RunComponents<B, M>>) {
         let resumed_ema = self.ema.lock().expect("ema").take();
         let ema = match resumed_ema {
             Some(ema) => Some(ema),
-            None => (self.ema_decay > 0.0)
-                .then(|| Ema::new(self.ema_decay, &learner.model().classifier)),
+            None => (self.ema_decay > 0.0).then(|| Ema::new(self.ema_decay, &learner.model())),
         };
         let mut fit = Fit {
             learner,
@@ -401,6 +529,7 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<FinetuneComponents<B>> for F
         report.history = fit.state.history.clone();
         report.steps = fit.state.step;
         report.best_mean_f1 = fit.state.best_mean_f1;
+        report.best_valid_loss = fit.state.best_valid_loss;
         match outcome {
             Ok(interrupted) => report.interrupted = interrupted,
             Err(error) => report.error = Some(format!("{error:#}")),
@@ -411,10 +540,17 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<FinetuneComponents<B>> for F
 
 /// One line about a finished epoch.
 pub fn epoch_summary(record: &EpochRecord) -> String {
-    let validation = match (&record.valid_loss, &record.scores) {
-        (Some(loss), Some(scores)) => format!(
+    let validation = match (&record.valid_loss, &record.scores, &record.pretrain) {
+        (Some(loss), Some(scores), _) => format!(
             ", validation loss {loss:.4} mean_f1 {:.4} (lv1 acc {:.4}, lv2 acc {:.4})",
             scores.mean_f1, scores.lv1_acc, scores.lv2_acc
+        ),
+        (Some(loss), None, Some(stats)) => format!(
+            ", validation loss {loss:.4} (mlm loss {:.4} acc {:.4}, itm loss {:.4} acc {:.4})",
+            stats.mlm_loss,
+            stats.mlm_accuracy(),
+            stats.itm_loss,
+            stats.itm_accuracy()
         ),
         _ => String::new(),
     };

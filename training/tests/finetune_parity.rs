@@ -4,7 +4,6 @@
 //! the steps of each case (plain, no smoothing, FGM, PGD, several steps with EMA, weight decay,
 //! AdamW), with the learning rates and losses PyTorch saw.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
@@ -23,42 +22,23 @@ use vidcls_training::optim::{AdamOptimizer, AdamSettings};
 use vidcls_training::schedule::LrSchedule;
 use vidcls_training::step::{FinetuneModel, Objective};
 
+mod common;
+use common::read_tensors;
+
 type B = Autodiff<Flex>;
+
+fn tensor<const D: usize, K: burn::tensor::BasicOps<B>>(
+    bytes: &SafeTensors,
+    name: &str,
+    dtype: DType,
+) -> Tensor<B, D, K> {
+    common::tensor(bytes, name, dtype)
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/training")
         .join(name)
-}
-
-/// The float32 tensors of a safetensors file, flattened, by name.
-fn read_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    file.names()
-        .into_iter()
-        .filter_map(|name| {
-            let view = file.tensor(name).unwrap();
-            (view.dtype() == safetensors::Dtype::F32).then(|| {
-                let values = view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                (name.to_string(), (view.shape().to_vec(), values))
-            })
-        })
-        .collect()
-}
-
-/// The tensor `name` of `bytes` (stored as `dtype`: I64 ids and labels, F32 values).
-fn tensor<const D: usize, K>(bytes: &SafeTensors, name: &str, dtype: DType) -> Tensor<B, D, K>
-where
-    K: burn::tensor::BasicOps<B>,
-{
-    let view = bytes.tensor(name).unwrap();
-    let data = TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype);
-    Tensor::from_data(data, &Default::default())
 }
 
 fn batch() -> VideoBatch<B> {

@@ -1,6 +1,7 @@
 //! End-to-end tests of `vidcls pretrain` on a small synthetic dataset: a run killed mid-epoch
 //! resumes to exactly the weights of an uninterrupted run; its model exports to the
-//! reference's pre-training state dict; `finetune --init` starts from its encoder.
+//! reference's pre-training state dict; `finetune --init` starts from its encoder, and
+//! `pretrain --init` from a fine-tuning run's.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,21 @@ fn tensor(path: &Path, name: &str) -> Vec<u8> {
         .find(|(n, _, _)| n == name)
         .unwrap_or_else(|| panic!("{}: no {name}", path.display()))
         .2
+}
+
+/// Asserts that the run whose weights are `trained` (trained with lr 0, so still as loaded)
+/// started from the tensors `names` of `source`, and that its log says `fresh`.
+fn assert_started_from(trained: &Path, source: &Path, names: &[&str], fresh: &str) {
+    for name in names {
+        assert_eq!(
+            tensor(trained, name),
+            tensor(source, name),
+            "{name} was not loaded from {}",
+            source.display()
+        );
+    }
+    let log = std::fs::read_to_string(trained.with_file_name("train.log")).unwrap();
+    assert!(log.contains(fresh), "{log}");
 }
 
 #[test]
@@ -187,18 +203,46 @@ fn a_pretraining_run_resumes_exports_and_starts_a_finetuning() {
         ))
         .assert()
         .success();
-    for name in [
-        "encoder.bert.embeddings.word_embeddings.weight",
-        "encoder.bert.encoder.x_layers.0.visual_attention.att.query.weight",
-        "video_dense.weight",
-        "visual_backbone.patch_embed.proj.weight",
-    ] {
-        assert_eq!(
-            tensor(&tuned.join("raw.safetensors"), name),
-            tensor(&whole.join("model.safetensors"), name),
-            "{name} was not loaded from the pre-training run"
-        );
-    }
-    let log = std::fs::read_to_string(tuned.join("train.log")).unwrap();
-    assert!(log.contains("the classifier starts fresh"), "{log}");
+    assert_started_from(
+        &tuned.join("raw.safetensors"),
+        &whole.join("model.safetensors"),
+        &[
+            "encoder.bert.embeddings.word_embeddings.weight",
+            "encoder.bert.encoder.x_layers.0.visual_attention.att.query.weight",
+            "video_dense.weight",
+            "visual_backbone.patch_embed.proj.weight",
+        ],
+        "the classifier starts fresh",
+    );
+
+    // And back: pre-training starts from a fine-tuning run's encoder, its heads fresh.
+    let again = dir.path().join("again");
+    let init = tuned.display().to_string();
+    vidcls()
+        .args(run_args(
+            "pretrain",
+            &data,
+            &again,
+            &[
+                "--init",
+                &init,
+                "--lr",
+                "0",
+                "--max-steps",
+                "1",
+                "--val-size",
+                "0",
+            ],
+        ))
+        .assert()
+        .success();
+    assert_started_from(
+        &again.join("raw.safetensors"),
+        &tuned.join("model.safetensors"),
+        &[
+            "encoder.bert.embeddings.word_embeddings.weight",
+            "video_dense.weight",
+        ],
+        "the pre-training heads start fresh",
+    );
 }

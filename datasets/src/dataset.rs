@@ -305,3 +305,54 @@ impl Dataset<VideoItem> for VideoDataset {
             .map_or(self.videos.len(), |view| view.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/pipeline")
+            .join(name)
+    }
+
+    fn open(frames: &Path, text: &Arc<TextEncoder>, max_frames: usize) -> VideoDataset {
+        VideoDataset::unlabeled(
+            &fixture("annotations.json"),
+            VisualSource::frames(frames),
+            text.clone(),
+            max_frames,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn concatenated_datasets_read_each_part_from_its_own_source() {
+        let text = Arc::new(TextEncoder::from_dir(&fixture("bert")).unwrap());
+        let with_frames = open(&fixture("frames"), &text, 8);
+        let without = open(Path::new("/nonexistent/frames"), &text, 8);
+        let both = VideoDataset::concat(vec![with_frames.clone(), without.clone()]).unwrap();
+        let videos = with_frames.len();
+        assert_eq!(both.len(), 2 * videos);
+        assert!(both.labels().is_none());
+        let masks = |dataset: &VideoDataset, range: std::ops::Range<usize>| -> Vec<Vec<u32>> {
+            range
+                .map(|i| dataset.get(i).unwrap().visual.frame_mask)
+                .collect()
+        };
+        assert_eq!(masks(&both, 0..videos), masks(&with_frames, 0..videos));
+        assert_eq!(masks(&both, videos..2 * videos), masks(&without, 0..videos));
+        assert_ne!(masks(&with_frames, 0..videos), masks(&without, 0..videos));
+        for i in 0..videos {
+            assert_eq!(
+                both.get(videos + i).unwrap().id,
+                with_frames.get(i).unwrap().id
+            );
+        }
+
+        let other_slots = open(&fixture("frames"), &text, 4);
+        assert!(VideoDataset::concat(vec![with_frames.clone(), other_slots]).is_err());
+        assert!(VideoDataset::concat(vec![with_frames.select(vec![0])]).is_err());
+        assert!(VideoDataset::concat(Vec::new()).is_err());
+    }
+}

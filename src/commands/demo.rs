@@ -36,9 +36,19 @@ pub struct DemoArgs {
     /// Categories of the synthetic dataset.
     #[arg(long, default_value_t = 20)]
     pub categories: usize,
-    /// Fine-tuning epochs of the tiny model.
+    /// Unlabeled videos of the synthetic dataset (pre-training data, with the labeled and test
+    /// videos' texts and frames).
+    #[arg(long, default_value_t = 600)]
+    pub unlabeled: usize,
+    /// Fine-tuning epochs of the tiny model (each of the two fine-tunings).
     #[arg(long, default_value_t = 6)]
     pub epochs: usize,
+    /// Pre-training epochs before the second fine-tuning (0 = no pre-training stage).
+    #[arg(long, default_value_t = 1)]
+    pub pretrain_epochs: usize,
+    /// Frame slots per video of the tiny model.
+    #[arg(long, default_value_t = 4)]
+    pub max_frames: usize,
 }
 
 /// Runs `vidcls demo`.
@@ -49,7 +59,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     } else {
         let config = SynthConfig {
             labeled: args.labeled,
-            unlabeled: 100,
+            unlabeled: args.unlabeled,
             test: args.test,
             seed: 2022,
             categories: args.categories,
@@ -93,53 +103,93 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         );
     }
 
-    log::info!("step 3: fine-tuning the tiny model (`vidcls finetune --preset tiny`)");
-    let run_dir = args.dir.join("run");
-    if run_dir.exists() {
-        std::fs::remove_dir_all(&run_dir)
-            .with_context(|| format!("cannot remove the previous run {}", run_dir.display()))?;
+    let data_arg = data.display().to_string();
+    let max_frames = args.max_frames.to_string();
+    let settings = ["--preset", "tiny", "--max-frames", &max_frames];
+    let pretrained = args.dir.join("pretrain");
+    let with_pretraining = args.pretrain_epochs > 0;
+    if with_pretraining {
+        log::info!(
+            "step 3: pre-training the tiny model on every video's text and frames, labels unused \
+             (`vidcls pretrain --preset tiny`: masked language modelling + video-text matching)"
+        );
+        fresh_dir(&pretrained)?;
+        let epochs = args.pretrain_epochs.to_string();
+        let mut flags = vec!["--data", &data_arg, "--with-labeled", "--with-test"];
+        flags.extend(settings);
+        let out = pretrained.display().to_string();
+        flags.extend(["--epochs", &epochs, "--out", &out]);
+        super::pretrain::run(&parse_args("pretrain", &flags)?)?;
     }
-    let epochs = args.epochs.to_string();
-    super::finetune::run(&parse_args(
-        "finetune",
-        &[
-            "--preset",
-            "tiny",
-            "--data",
-            &data.display().to_string(),
-            "--out",
-            &run_dir.display().to_string(),
-            "--epochs",
-            &epochs,
-        ],
-    )?)?;
 
-    log::info!("step 4: predicting the test split with the fine-tuned model");
-    let result = args.dir.join("result.csv");
-    super::predict::run(&parse_args(
-        "predict",
-        &[
-            "--checkpoint",
-            &run_dir.display().to_string(),
-            "--annotations",
-            &data.join("annotations/test.json").display().to_string(),
-            "--frames",
-            &data.join("zip_frames/test").display().to_string(),
-            "--output",
-            &result.display().to_string(),
-        ],
-    )?)?;
     let truth = data.join("test_ground_truth.csv");
-    let model_scores = evaluate_files(&result, &truth)?;
+    let test_annotations = data.join("annotations/test.json").display().to_string();
+    let test_frames = data.join("zip_frames/test").display().to_string();
+    // Fine-tunes (from `init`, if any) into `run_dir`, predicts the test split, scores it.
+    let finetune_and_score = |run_dir: &Path, init: Option<&Path>| -> Result<(PathBuf, Scores)> {
+        fresh_dir(run_dir)?;
+        let epochs = args.epochs.to_string();
+        let out = run_dir.display().to_string();
+        let init = init.map(|path| path.display().to_string());
+        let mut flags = vec!["--data", &data_arg, "--out", &out, "--epochs", &epochs];
+        flags.extend(settings);
+        if let Some(init) = &init {
+            flags.extend(["--init", init]);
+        }
+        super::finetune::run(&parse_args("finetune", &flags)?)?;
+        let result = run_dir.join("result.csv");
+        let output = result.display().to_string();
+        super::predict::run(&parse_args(
+            "predict",
+            &[
+                "--checkpoint",
+                &out,
+                "--annotations",
+                &test_annotations,
+                "--frames",
+                &test_frames,
+                "--output",
+                &output,
+            ],
+        )?)?;
+        Ok((result.clone(), evaluate_files(&result, &truth)?))
+    };
 
-    log::info!("step 5: scoring against a majority-class baseline with the competition's metric");
+    log::info!(
+        "step 4: fine-tuning the tiny model from scratch (`vidcls finetune --preset tiny`), then \
+         predicting the test split"
+    );
+    let run_dir = args.dir.join("run");
+    let (result, model_scores) = finetune_and_score(&run_dir, None)?;
+    let pretrained_scores = if with_pretraining {
+        log::info!(
+            "step 5: the same fine-tuning from the pre-trained encoder (`--init {}`)",
+            pretrained.display()
+        );
+        Some(finetune_and_score(&args.dir.join("run-pretrained"), Some(&pretrained))?.1)
+    } else {
+        None
+    };
+
+    log::info!("step 6: scoring against a majority-class baseline with the competition's metric");
     let baseline = args.dir.join("baseline_result.csv");
     write_majority_baseline(&data, &baseline)?;
     let baseline_scores = evaluate_files(&baseline, &truth)?;
-    print_comparison(&[
-        ("tiny model", &model_scores),
-        ("majority class", &baseline_scores),
-    ]);
+    let mut columns = vec![("tiny model", &model_scores)];
+    if let Some(scores) = &pretrained_scores {
+        columns.push(("pre-trained", scores));
+    }
+    columns.push(("majority class", &baseline_scores));
+    print_comparison(&columns);
+    if let Some(scores) = &pretrained_scores {
+        let gain = scores.mean_f1 - model_scores.mean_f1;
+        println!(
+            "Pre-training {} on this data: test mean_f1 {:.4} with it, {:.4} without ({gain:+.4}).",
+            if gain > 0.0 { "helped" } else { "did not help" },
+            scores.mean_f1,
+            model_scores.mean_f1
+        );
+    }
     println!(
         "The run: {0} (train.log, metrics.csv, curves.png). Predictions: {1}.\n\
          Try: vidcls inspect --annotations {2}/annotations/test.json --frames {2}/zip_frames/test \
@@ -149,6 +199,15 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         data.display(),
         test.annotations().first().map_or("", |v| v.id.as_str())
     );
+    Ok(())
+}
+
+/// Removes a directory left by an earlier demo.
+fn fresh_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove the previous run {}", dir.display()))?;
+    }
     Ok(())
 }
 

@@ -5,8 +5,8 @@
 //! ```sh
 //! cargo run --release --example reference_recipe -- --data wbdc2022 \
 //!     --bert-dir chinese-roberta-wwm-ext --swin-weights swin_tiny_patch4_window7_224.pth \
-//!     --out recipe [--device cuda]
-//! cargo run --release --example reference_recipe -- --data synth --out recipe --quick
+//!     --output recipe [--device cuda]
+//! cargo run --release --example reference_recipe -- --data synth --output recipe --quick
 //! ```
 //!
 //! Every stage writes into `--out` and leaves a marker in `--out/stages/` when it is done; run
@@ -35,7 +35,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     swin_weights: Option<PathBuf>,
     /// Where every stage writes.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "output", visible_alias = "out", value_name = "DIR")]
     out: PathBuf,
     /// Device of the training and prediction stages (`cpu` or `cuda`).
     #[arg(long, default_value = "cpu")]
@@ -163,7 +163,7 @@ fn main() -> Result<()> {
         } else {
             command.extend(["--data".into(), path(data)]);
         }
-        command.extend(["--out".into(), path(&pretrain)]);
+        command.extend(["--output".into(), path(&pretrain)]);
         command.extend(args.training_flags("1"));
         if args.quick {
             command.extend(["--val-size".into(), "20".into()]);
@@ -179,7 +179,7 @@ fn main() -> Result<()> {
         let seed = (2022 + index).to_string();
         stage(out, &format!("finetune-{index}"), || {
             let mut command = vec!["finetune".to_string(), "--data".into(), path(data)];
-            command.extend(["--out".into(), path(&run), "--seed".into(), seed.clone()]);
+            command.extend(["--output".into(), path(&run), "--seed".into(), seed.clone()]);
             if run.join("resume/latest").is_file() {
                 command.extend(resume_flag(&run));
             } else {

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 videos=${1:-300}
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
-./target/release/vidcls synth --out "$data/d" --labeled "$videos" --unlabeled 0 --test 0 --seed 11 2>/dev/null
+./target/release/vidcls synth --output "$data/d" --labeled "$videos" --unlabeled 0 --test 0 --seed 11 2>/dev/null
 args=(--annotations "$data/d/annotations/labeled.json" --frames "$data/d/zip_frames/labeled" --bert-dir "$data/d/bert")
 rust=$(./target/release/vidcls bench data "${args[@]}" --json 2>/dev/null)
 python=$(.venv/bin/python scripts/bench_reference_pipeline.py "${args[@]}")

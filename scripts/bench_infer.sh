@@ -15,7 +15,7 @@ python=${PYTHON:-.venv/bin/python}
 threads=${THREADS:-2}
 iterations=${ITERATIONS:-3}
 
-ours=$("$vidcls" bench infer --preset seed --batch-size 2 --frames 8 --text-len 388 \
+ours=$("$vidcls" bench infer --preset seed --batch-size 2 --num-frames 8 --text-len 388 \
     --iterations "$iterations" --json "$@")
 echo "vidcls:  $ours"
 theirs=$("$python" scripts/bench_reference_infer.py --threads "$threads" --batch-size 2 --frames 8 \

@@ -12,11 +12,14 @@ the committed output; they never run Python.
 
 Files written (schemas in scripts/README.md):
     bert/vocab.txt, bert/tokenizer_config.json   small WordPiece vocabulary
+    bert_fast/                                   the same vocabulary as a fast tokenizer
+                                                 (BertTokenizerFast.save_pretrained: tokenizer.json, ...)
     annotations.json                             12 videos, competition format
     frames/<id[-3:]>/<id>.zip                    raw frames of those videos
     expected.jsonl                               expected model inputs per video
     pixels/<id>.npy                              uint8 crops [n, 224, 224, 3]
     text_cases.jsonl                             ~300 text-only cases
+    text_cases_bert_fast.jsonl                   the cases where bert_fast's ids differ
     selection.json                               frame selection for n = 0..40
     metric_cases.json                            metric cases (sklearn values)
     metric_truth.csv, metric_result.csv          first metric case as CSV files
@@ -35,6 +38,7 @@ import zipfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from transformers import BertTokenizerFast
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference_pipeline as rp  # noqa: E402
@@ -499,8 +503,13 @@ def main() -> None:
     write_text(os.path.join(bert_dir, 'vocab.txt'), ''.join(t + '\n' for t in build_vocab(material)))
     write_text(os.path.join(bert_dir, 'tokenizer_config.json'), '{"do_lower_case": true}\n')
     tokenizer = rp.load_tokenizer(bert_dir)
-    assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id,
-            tokenizer.sep_token_id, tokenizer.mask_token_id) == (0, 100, 101, 102, 103)
+    # The same vocabulary as a HuggingFace fast tokenizer (what `tokenizer.json` loads).
+    fast_dir = os.path.join(out, 'bert_fast')
+    BertTokenizerFast.from_pretrained(bert_dir).save_pretrained(fast_dir)
+    fast_tokenizer = BertTokenizerFast.from_pretrained(fast_dir)
+    for tok in (tokenizer, fast_tokenizer):
+        assert (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id,
+                tok.sep_token_id, tok.mask_token_id) == (0, 100, 101, 102, 103)
 
     # Annotations + frames + expected per-video values.
     annotations = [{k: v for k, v in video.items() if not k.startswith('_')} for video in videos]
@@ -532,10 +541,17 @@ def main() -> None:
         }))
     write_text(os.path.join(out, 'expected.jsonl'), '\n'.join(lines) + '\n')
 
-    # Text-only cases.
-    lines = []
+    # Text-only cases; for bert_fast only the cases whose ids differ from the slow tokenizer's.
+    lines, fast_lines = [], []
     for index, case in enumerate(cases):
         enc = rp.encode_text(tokenizer, case['title'], case['asr'], case['ocr'])
+        fast = rp.encode_text(fast_tokenizer, case['title'], case['asr'], case['ocr'])
+        assert {k: v for k, v in fast.items() if k.endswith('_segment')} == \
+            {k: v for k, v in enc.items() if k.endswith('_segment')}
+        if (fast['input_ids'], fast['attention_mask']) != (enc['input_ids'], enc['attention_mask']):
+            fast_lines.append(dumps({'case': index, 'name': case['name'],
+                                     'input_ids': fast['input_ids'],
+                                     'attention_mask': fast['attention_mask']}))
         lines.append(dumps({
             'case': index, 'name': case['name'],
             'title': case['title'], 'asr': case['asr'], 'ocr': case['ocr'],
@@ -545,6 +561,7 @@ def main() -> None:
             'keywords': [[term, score] for term, score in enc['keywords']],
         }))
     write_text(os.path.join(out, 'text_cases.jsonl'), '\n'.join(lines) + '\n')
+    write_text(os.path.join(out, 'text_cases_bert_fast.jsonl'), ''.join(line + '\n' for line in fast_lines))
 
     # Frame selection for n = 0..40.
     ns = list(range(41))

@@ -1,4 +1,4 @@
-//! vidcls: train and serve multimodal short-video classifiers on Burn.
+//! vidcls: train and run multimodal short-video classifiers on Burn.
 //!
 //! The command-line interface as a library: `vidcls` (`src/main.rs`) parses its arguments and
 //! calls [`execute`]; recipes (`examples/`) run the same commands in-process with [`run`].
@@ -14,11 +14,28 @@ use clap::{Parser, Subcommand};
 /// Multimodal short-video classification (frames + title + speech + on-screen text) on Burn,
 /// compatible with the WeChat Big Data Challenge 2022 reference.
 #[derive(Parser)]
-#[command(name = "vidcls", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "vidcls",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = ENVIRONMENT
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The environment variables vidcls reads, shown by `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  RUST_LOG            log level and filters (default: info), e.g. RUST_LOG=warn or debug
+  RAYON_NUM_THREADS   CPU threads of preprocessing and of the CPU backend (default: all cores)
+  CUDA_VISIBLE_DEVICES  which GPU `--device cuda` uses (GPU 0 of those visible; builds with
+                      --features cuda only)
+
+Exit codes: 0 success, 1 error (bad input, I/O), 2 usage error.";
 
 /// The subcommands.
 #[derive(Subcommand)]
@@ -32,8 +49,8 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
-    /// Walk through vidcls on a small built-in synthetic dataset: generate it, show its
-    /// preprocessing, score a baseline with the competition's metric.
+    /// Walk through vidcls on a small built-in synthetic dataset: generate it, pre-train,
+    /// fine-tune, predict and score with the competition's metric.
     Demo(commands::demo::DemoArgs),
     /// Predict the category of every video of an annotation file with a classifier checkpoint.
     Predict(commands::predict::PredictArgs),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
 use crate::taxonomy::Taxonomy;
+use crate::video_id::{check_unique_ids, check_video_id};
 
 /// One on-screen text item: the time it appears and its text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,11 +42,12 @@ pub struct VideoAnnotation {
 ///
 /// The file is parsed as a stream, so only the parsed videos are held in memory (the real
 /// unlabeled split has about a million of them). A malformed file is reported with its path and
-/// the line and column of the error.
+/// the line and column of the error. Video ids are checked ([`check_video_id`]) and must be
+/// unique.
 pub fn read_annotations(path: &Path) -> Result<Vec<VideoAnnotation>, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let reader = BufReader::with_capacity(1 << 20, file);
-    serde_json::from_reader(reader).map_err(|e| {
+    let videos: Vec<VideoAnnotation> = serde_json::from_reader(reader).map_err(|e| {
         if e.is_io() {
             DataError::io(path, std::io::Error::other(e.to_string()))
         } else {
@@ -56,7 +58,14 @@ pub fn read_annotations(path: &Path) -> Result<Vec<VideoAnnotation>, DataError> 
                 message: e.to_string(),
             }
         }
-    })
+    })?;
+    let invalid = |message: String| DataError::Invalid(format!("{}: {message}", path.display()));
+    for (index, video) in videos.iter().enumerate() {
+        check_video_id(&video.id)
+            .map_err(|message| invalid(format!("video {} of the file: {message}", index + 1)))?;
+    }
+    check_unique_ids(videos.iter().map(|video| video.id.as_str())).map_err(invalid)?;
+    Ok(videos)
 }
 
 /// The level-2 class id of every video of a labeled split, in order.
@@ -122,6 +131,19 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(err.to_string().contains(&file.path().display().to_string()));
+    }
+
+    #[test]
+    fn hostile_and_repeated_ids_are_refused() {
+        let file = write_temp(r#"[{"id":"1"},{"id":"../../etc/x"}]"#);
+        let err = read_annotations(file.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("video 2 of the file") && err.contains("`..`"),
+            "{err}"
+        );
+        let file = write_temp(r#"[{"id":"1"},{"id":"2"},{"id":"1"}]"#);
+        let err = read_annotations(file.path()).unwrap_err().to_string();
+        assert!(err.contains("\"1\" (videos 1 and 3)"), "{err}");
     }
 
     #[test]

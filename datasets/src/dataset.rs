@@ -11,7 +11,7 @@ use burn::data::dataset::Dataset;
 use crate::annotations::{VideoAnnotation, read_annotations, read_labels};
 use crate::error::DataError;
 use crate::features::{FEATURE_DIM, FeatureReader};
-use crate::frames::{CROP_SIZE, load_frames};
+use crate::frames::{CROP_SIZE, check_frames_dir, load_frames};
 use crate::text::text_segments;
 use crate::tokenizer::TextEncoder;
 use crate::visual::VisualSample;
@@ -26,9 +26,10 @@ pub enum VisualSource {
 }
 
 impl VisualSource {
-    /// Raw frames under `dir`.
-    pub fn frames(dir: &Path) -> Self {
-        VisualSource::Frames(dir.to_path_buf())
+    /// Raw frames under `dir`, which must be a directory.
+    pub fn frames(dir: &Path) -> Result<Self, DataError> {
+        check_frames_dir(dir)?;
+        Ok(VisualSource::Frames(dir.to_path_buf()))
     }
 
     /// Pre-extracted 768-dimensional features in the zip at `path`.
@@ -319,7 +320,7 @@ mod tests {
     fn open(frames: &Path, text: &Arc<TextEncoder>, max_frames: usize) -> VideoDataset {
         VideoDataset::unlabeled(
             &fixture("annotations.json"),
-            VisualSource::frames(frames),
+            VisualSource::Frames(frames.to_path_buf()),
             text.clone(),
             max_frames,
         )
@@ -330,7 +331,9 @@ mod tests {
     fn concatenated_datasets_read_each_part_from_its_own_source() {
         let text = Arc::new(TextEncoder::from_dir(&fixture("bert")).unwrap());
         let with_frames = open(&fixture("frames"), &text, 8);
-        let without = open(Path::new("/nonexistent/frames"), &text, 8);
+        // An empty directory: every video lacks its zip.
+        let empty = tempfile::tempdir().unwrap();
+        let without = open(empty.path(), &text, 8);
         let both = VideoDataset::concat(vec![with_frames.clone(), without.clone()]).unwrap();
         let videos = with_frames.len();
         assert_eq!(both.len(), 2 * videos);

@@ -3,12 +3,14 @@
 //! ToTensor, Normalize).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::jpeg::{RgbImage, decode_jpeg, is_jpeg};
+use crate::error::DataError;
+use crate::jpeg::{RgbImage, check_pixels, decode_jpeg, is_jpeg};
 use crate::resize::resize_window;
-use crate::visual::{VisualSample, sorted_entries};
+use crate::video_id::check_video_id;
+use crate::visual::{VisualSample, read_entry, sorted_entries};
 
 /// Frames per video in the reference.
 pub const DEFAULT_MAX_FRAMES: usize = 8;
@@ -22,6 +24,10 @@ pub const FRAME_VALUES: usize = 3 * CROP_SIZE * CROP_SIZE;
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations used by Normalize.
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The most pixels a frame may have: twice Pillow's `Image.MAX_IMAGE_PIXELS` (89,478,485),
+/// where Pillow raises `DecompressionBombError`. Larger images are refused before decoding.
+pub const MAX_IMAGE_PIXELS: u64 = 2 * 89_478_485;
 
 /// The reference's frame selection: which of `n` frames (in sorted order) are used.
 ///
@@ -54,6 +60,22 @@ pub fn frames_zip_path(frames_dir: &Path, video_id: &str) -> Option<PathBuf> {
     [nested, flat].into_iter().find(|path| path.is_file())
 }
 
+/// Checks that a frames directory exists and is a directory: a wrong `--frames` must not
+/// silently give every video empty frame slots.
+pub fn check_frames_dir(dir: &Path) -> Result<(), DataError> {
+    match std::fs::metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(DataError::Invalid(format!(
+            "{}: not a directory (--frames takes the directory of the frame zips)",
+            dir.display()
+        ))),
+        Err(e) => Err(DataError::Invalid(format!(
+            "{}: cannot read the frames directory: {e}",
+            dir.display()
+        ))),
+    }
+}
+
 /// An RGB frame after Resize(256) + CenterCrop(224): 224 x 224 x 3 bytes, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CroppedFrame(pub Vec<u8>);
@@ -78,14 +100,20 @@ pub fn decode_and_crop(bytes: &[u8]) -> Result<CroppedFrame, String> {
     )))
 }
 
-/// Decodes to RGB: JPEGs with libjpeg-turbo's decoder, other formats with the `image` crate.
+/// Decodes to RGB: JPEGs with libjpeg-turbo's decoder, other formats with the `image` crate;
+/// images above [`MAX_IMAGE_PIXELS`] are refused before decoding.
 fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
     if is_jpeg(bytes) {
-        return decode_jpeg(bytes);
+        return decode_jpeg(bytes, MAX_IMAGE_PIXELS);
     }
-    let rgb = image::load_from_memory(bytes)
-        .map_err(|e| e.to_string())?
-        .to_rgb8();
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| e.to_string())
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(|e| e.to_string())?;
+    check_pixels(width as u64, height as u64, MAX_IMAGE_PIXELS)?;
+    let rgb = reader()?.decode().map_err(|e| e.to_string())?.to_rgb8();
     Ok(RgbImage {
         width: rgb.width() as usize,
         height: rgb.height() as usize,
@@ -155,6 +183,12 @@ fn load_selected_frames(
     mut inspect: impl FnMut(usize, &CroppedFrame),
 ) -> VisualSample {
     let mut sample = VisualSample::empty_frames(max_frames, CROP_SIZE);
+    if let Err(message) = check_video_id(video_id) {
+        sample
+            .issues
+            .push(format!("{}: {message}", frames_dir.display()));
+        return sample;
+    }
     let Some(path) = frames_zip_path(frames_dir, video_id) else {
         sample.issues.push(format!(
             "{}: video {video_id}: no frames zip (looked for {video_id}.zip in {0}/{1}/ and {0}/)",
@@ -187,11 +221,7 @@ fn load_selected_frames(
         let decoded = archive
             .by_index(*index)
             .map_err(|e| e.to_string())
-            .and_then(|mut file| {
-                let mut bytes = Vec::with_capacity(file.size() as usize);
-                file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-                Ok(bytes)
-            })
+            .and_then(read_entry)
             .and_then(|bytes| decode_and_crop(&bytes));
         match decoded {
             Ok(frame) => {
@@ -288,6 +318,49 @@ mod tests {
         assert!((red(31) - 31.0 * 2.0 / 255.0).abs() < 1e-5);
         let spread = load_frames(dir.path(), "42", 32).frame_indices;
         assert_eq!(spread[..3], [0, 3, 6]);
+    }
+
+    /// A noisy `width x height` JPEG encoded by the `image` crate.
+    fn noisy_jpeg(width: u32, height: u32) -> Vec<u8> {
+        let image = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x * 37 + y * 11) as u8, (x * y) as u8, (x ^ y) as u8])
+        });
+        let mut jpeg = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        jpeg
+    }
+
+    #[test]
+    fn truncated_jpegs_are_refused() {
+        let jpeg = noisy_jpeg(64, 48);
+        assert!(decode_and_crop(&jpeg).is_ok());
+        let error = decode_and_crop(&jpeg[..jpeg.len() / 2]).unwrap_err();
+        assert!(error.contains("truncated JPEG"), "{error}");
+        let without_end_marker = decode_and_crop(&jpeg[..jpeg.len() - 2]).unwrap_err();
+        assert!(
+            without_end_marker.contains("truncated JPEG"),
+            "{without_end_marker}"
+        );
+    }
+
+    #[test]
+    fn decompression_bombs_are_refused_before_decoding() {
+        let mut jpeg = noisy_jpeg(16, 16);
+        // The baseline frame header: FF C0, length, precision, height, width.
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 7].copy_from_slice(&20000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&20000u16.to_be_bytes());
+        let error = decode_and_crop(&jpeg).unwrap_err();
+        assert!(
+            error.contains("20000 x 20000 = 400000000 pixels exceeds"),
+            "{error}"
+        );
+        assert!(check_pixels(13_000, 13_000, MAX_IMAGE_PIXELS).is_ok());
     }
 
     #[test]

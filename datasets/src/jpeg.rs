@@ -2,7 +2,10 @@
 //! frames decode to the same pixels as Pillow's, which uses libjpeg-turbo: integer IDCT and
 //! "fancy" chroma upsampling, both libjpeg's defaults.
 
+use std::os::raw::c_int;
+
 use mozjpeg::{ColorSpace, Decompress, Marker};
+use mozjpeg_sys::{JWRN_JPEG_EOF, jpeg_common_struct, jpeg_error_mgr, jpeg_std_error};
 
 /// A decoded image: RGB bytes, row-major.
 pub struct RgbImage {
@@ -22,20 +25,59 @@ pub fn is_jpeg(bytes: &[u8]) -> bool {
 /// Decodes a JPEG to RGB as Pillow's `Image.open(...).convert("RGB")` does: grayscale is
 /// replicated, CMYK (inverted when an Adobe marker is present, as Pillow's "CMYK;I") is
 /// converted with Pillow's `cmyk2rgb`.
-pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
-    // libjpeg reports corrupt data by unwinding through mozjpeg's error manager.
-    std::panic::catch_unwind(|| decode_unchecked(bytes))
-        .unwrap_or_else(|_| Err("corrupt JPEG data".to_string()))
+///
+/// Like Pillow, it refuses truncated files (libjpeg would pad them with grey) and, before
+/// decoding, images of more than `max_pixels` pixels.
+pub fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, String> {
+    // libjpeg reports errors by unwinding through our error manager with the message.
+    std::panic::catch_unwind(|| decode_unchecked(bytes, max_pixels)).unwrap_or_else(|payload| {
+        Err(payload
+            .downcast::<String>()
+            .map_or_else(|_| "corrupt JPEG data".to_string(), |message| *message))
+    })
 }
 
-fn decode_unchecked(bytes: &[u8]) -> Result<RgbImage, String> {
-    let decompress = Decompress::with_markers(&[Marker::APP(14)])
+/// libjpeg's standard error manager, with errors unwinding instead of exiting and the
+/// end-of-data warning (libjpeg then pads the image with grey) turned into an error; other
+/// warnings stay silent, as in Pillow.
+fn error_manager() -> jpeg_error_mgr {
+    // SAFETY: jpeg_std_error fills every field of the zeroed struct (pointers to static
+    // message tables and default handlers), which we then override.
+    let mut manager: jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { jpeg_std_error(&mut manager) };
+    manager.error_exit = Some(unwind_error);
+    manager.emit_message = Some(unwind_on_truncation);
+    manager
+}
+
+extern "C-unwind" fn unwind_error(cinfo: &mut jpeg_common_struct) {
+    // SAFETY: libjpeg calls this with its error manager installed.
+    let code = unsafe { (*cinfo.err).msg_code };
+    std::panic::resume_unwind(Box::new(format!(
+        "corrupt JPEG data (libjpeg error {code})"
+    )));
+}
+
+extern "C-unwind" fn unwind_on_truncation(cinfo: &mut jpeg_common_struct, level: c_int) {
+    // SAFETY: libjpeg calls this with its error manager installed.
+    let code = unsafe { (*cinfo.err).msg_code };
+    if level < 0 && code == JWRN_JPEG_EOF as c_int {
+        std::panic::resume_unwind(Box::new(
+            "truncated JPEG: the data ends before the image does".to_string(),
+        ));
+    }
+}
+
+fn decode_unchecked(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, String> {
+    let decompress = Decompress::with_err(error_manager())
+        .with_markers(&[Marker::APP(14)])
         .from_mem(bytes)
         .map_err(|e| e.to_string())?;
     let adobe = decompress
         .markers()
         .any(|marker| marker.data.starts_with(b"Adobe"));
     let (width, height) = decompress.size();
+    check_pixels(width as u64, height as u64, max_pixels)?;
     let cmyk = matches!(
         decompress.color_space(),
         ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK
@@ -65,6 +107,19 @@ fn decode_unchecked(bytes: &[u8]) -> Result<RgbImage, String> {
         height,
         pixels,
     })
+}
+
+/// Refuses an image of more than `max_pixels` pixels before it is decoded (Pillow's
+/// decompression-bomb check).
+pub fn check_pixels(width: u64, height: u64, max_pixels: u64) -> Result<(), String> {
+    if width * height > max_pixels {
+        return Err(format!(
+            "image of {width} x {height} = {} pixels exceeds the limit of {max_pixels} pixels \
+             (a decompression bomb?)",
+            width * height
+        ));
+    }
+    Ok(())
 }
 
 /// Pillow's `cmyk2rgb`, after its "CMYK;I" unpacking when the file is Adobe-inverted.

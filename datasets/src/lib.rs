@@ -27,6 +27,7 @@ pub mod synth;
 pub mod taxonomy;
 pub mod text;
 pub mod tokenizer;
+pub mod video_id;
 pub mod visual;
 
 pub use error::DataError;

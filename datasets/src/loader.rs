@@ -181,7 +181,7 @@ mod tests {
         let text = Arc::new(TextEncoder::from_dir(&data.join("bert")).unwrap());
         let dataset = VideoDataset::unlabeled(
             &data.join("annotations/test.json"),
-            VisualSource::frames(&data.join("zip_frames/test")),
+            VisualSource::frames(&data.join("zip_frames/test")).unwrap(),
             text,
             2,
         )

@@ -1,12 +1,111 @@
 //! Writing outputs atomically: to a temporary file (or directory) beside the target, renamed
 //! into place once complete, so an interrupted run never leaves a partial output that looks
 //! finished. Every file and directory vidcls writes goes through here.
+//!
+//! Temporary outputs are removed when dropped (errors, panics) and, through
+//! [`remove_pending_outputs`], by the binary's signal handler (SIGINT, SIGTERM, SIGHUP).
+//! [`check_output`] refuses outputs that would replace an input or, without `--overwrite`,
+//! an existing file.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::{NamedTempFile, TempDir};
+
+/// The temporary outputs being written, for [`remove_pending_outputs`].
+static PENDING: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Keeps a temporary output in [`PENDING`] while it lives.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn new(path: &Path) -> Self {
+        pending().insert(path.to_path_buf());
+        Registered(path.to_path_buf())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        pending().remove(&self.0);
+    }
+}
+
+fn pending() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary output still being written (files and directories), e.g. from a
+/// signal handler before the process ends. Returns how many were removed.
+pub fn remove_pending_outputs() -> usize {
+    let paths = std::mem::take(&mut *pending());
+    let removed = paths.iter().filter(|path| remove_until_gone(path)).count();
+    // Threads still filling a directory may have recreated part of it: once more.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    for path in &paths {
+        remove_until_gone(path);
+    }
+    removed
+}
+
+/// Removes a file or directory, retrying while other threads still write into it; whether it
+/// is gone.
+fn remove_until_gone(path: &Path) -> bool {
+    for _ in 0..100 {
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        if std::fs::symlink_metadata(path).is_err() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// Checks an output path before any work: it must not be one of `inputs` (the same file or
+/// directory, however spelled; other outputs of the command count as inputs here) and,
+/// unless `overwrite`, must not exist.
+pub fn check_output(output: &Path, inputs: &[&Path], overwrite: bool) -> io::Result<()> {
+    let target = identity(output);
+    if let Some(input) = inputs.iter().find(|input| identity(input) == target) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: the output would replace {}, which the command reads or writes too",
+                output.display(),
+                input.display()
+            ),
+        ));
+    }
+    if !overwrite && output.exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists: give --overwrite to replace it",
+                output.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A path's identity: canonical if it exists, else its canonical parent joined with its name.
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let parent = parent_of(path);
+    match (parent.canonicalize(), path.file_name()) {
+        (Ok(parent), Some(name)) => parent.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
+}
 
 /// Writes `path` through `write`, atomically.
 pub fn write_atomically(
@@ -24,6 +123,7 @@ pub struct PendingFile {
     path: PathBuf,
     temp: NamedTempFile,
     writer: BufWriter<File>,
+    _registered: Registered,
 }
 
 impl PendingFile {
@@ -33,6 +133,7 @@ impl PendingFile {
         let writer = BufWriter::new(temp.reopen().map_err(|e| with_path(path, e))?);
         Ok(PendingFile {
             path: path.to_path_buf(),
+            _registered: Registered::new(temp.path()),
             temp,
             writer,
         })
@@ -80,6 +181,7 @@ impl PendingFile {
 pub struct PendingDir {
     path: PathBuf,
     temp: TempDir,
+    _registered: Registered,
 }
 
 impl PendingDir {
@@ -106,6 +208,7 @@ impl PendingDir {
             .map_err(|e| cannot_create(path, e))?;
         Ok(PendingDir {
             path: path.to_path_buf(),
+            _registered: Registered::new(temp.path()),
             temp,
         })
     }
@@ -218,5 +321,38 @@ mod tests {
             std::fs::read_dir(dir.path().join("new")).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn pending_outputs_are_registered_until_committed_or_dropped() {
+        // (Removal itself is tested end to end, by interrupting the binary: calling it here
+        // would remove other tests' outputs.)
+        let dir = tempfile::tempdir().unwrap();
+        let file = PendingFile::create(&dir.path().join("a.csv")).unwrap();
+        let directory = PendingDir::create(&dir.path().join("run")).unwrap();
+        let (file_temp, dir_temp) = (
+            file.temp_path().to_owned(),
+            directory.temp_path().to_owned(),
+        );
+        assert!(pending().contains(&file_temp) && pending().contains(&dir_temp));
+        file.commit(true).unwrap();
+        drop(directory);
+        assert!(!pending().contains(&file_temp) && !pending().contains(&dir_temp));
+    }
+
+    #[test]
+    fn outputs_never_replace_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("annotations.json");
+        std::fs::write(&input, "[]").unwrap();
+        let spelled_otherwise = dir.path().join(".").join("annotations.json");
+        let error = check_output(&spelled_otherwise, &[&input], true).unwrap_err();
+        assert!(error.to_string().contains("would replace"), "{error}");
+        let logits = dir.path().join("out.npy");
+        assert!(check_output(&logits, &[&dir.path().join("./out.npy")], true).is_err());
+        let exists = check_output(&input, &[], false).unwrap_err();
+        assert_eq!(exists.kind(), io::ErrorKind::AlreadyExists);
+        assert!(check_output(&input, &[], true).is_ok());
+        assert!(check_output(&dir.path().join("new.csv"), &[&input], false).is_ok());
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::error::DataError;
 use crate::taxonomy::Taxonomy;
+use crate::video_id::{check_video_id, shorten};
 
 /// One line of a submission: the video id and its level-2 class id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +36,18 @@ pub fn read_category_csv(path: &Path) -> Result<Vec<Labeled>, DataError> {
         };
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let [id, category_id] = fields[..] else {
-            return Err(bad(format!("expected `id,category_id`, found {line:?}")));
+            return Err(bad(format!(
+                "expected `id,category_id`, found {}",
+                shorten(line)
+            )));
         };
-        if id.is_empty() {
-            return Err(bad("empty video id".into()));
-        }
-        let lv2 = taxonomy
-            .lv2(category_id)
-            .map_err(|_| bad(format!("video {id}: unknown category id {category_id:?}")))?;
+        check_video_id(id).map_err(bad)?;
+        let lv2 = taxonomy.lv2(category_id).map_err(|_| {
+            bad(format!(
+                "video {id}: unknown category id {}",
+                shorten(category_id)
+            ))
+        })?;
         if let Some(first) = seen.insert(id.to_string(), number) {
             return Err(bad(format!("video {id} repeats line {first}")));
         }

@@ -543,7 +543,7 @@ pub fn write_synthetic_dataset(
 ) -> Result<SynthSummary, DataError> {
     config.validate()?;
     let pending = PendingDir::create(out).map_err(|e| match e.kind() {
-        // Not an I/O failure: a plain message (DataError::Io would print its cause twice).
+        // Not an I/O failure: a plain message.
         std::io::ErrorKind::AlreadyExists => DataError::Invalid(format!("{}: {e}", out.display())),
         _ => DataError::io(out, e),
     })?;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{AddedToken, Model, Tokenizer};
 
 use crate::error::DataError;
 use crate::text::TextSegments;
@@ -32,6 +32,9 @@ pub enum TextLayout {
     /// inputs for speed work, padded per batch.
     Compact,
 }
+
+/// The special tokens every BERT vocabulary must hold.
+const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
 /// Token ids and attention mask of one video.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +103,30 @@ impl TextEncoder {
                 .unk_token("[UNK]".into())
                 .build()
                 .map_err(|e| tokenizer_error(vocab.clone(), e.to_string()))?;
+            // Adding a missing special token would append it after the vocabulary and give
+            // ids that no BERT checkpoint was trained with.
+            let missing: Vec<&str> = SPECIAL_TOKENS
+                .into_iter()
+                .filter(|token| model.token_to_id(token).is_none())
+                .collect();
+            if !missing.is_empty() {
+                return Err(tokenizer_error(
+                    vocab.clone(),
+                    format!(
+                        "the vocabulary ({} tokens) lacks the special token(s) {}; a BERT \
+                         vocabulary has all of {}",
+                        model.get_vocab_size(),
+                        missing.join(", "),
+                        SPECIAL_TOKENS.join(", ")
+                    ),
+                ));
+            }
             let mut tokenizer = Tokenizer::new(model);
             tokenizer
                 .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
                 .map_err(|e| tokenizer_error(vocab.clone(), e.to_string()))?;
             tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-            let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            let specials: Vec<AddedToken> = SPECIAL_TOKENS
                 .iter()
                 .map(|token| AddedToken::from(*token, true))
                 .collect();
@@ -298,5 +319,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = TextEncoder::from_dir(dir.path()).err().unwrap().to_string();
         assert!(err.contains("vocab.txt"), "{err}");
+    }
+
+    #[test]
+    fn vocabularies_without_special_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("vocab.txt"), "[PAD]\n[UNK]\n[SEP]\n猫\n").unwrap();
+        let err = TextEncoder::from_dir(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("lacks the special token(s) [CLS], [MASK]"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("vocab.txt"), "").unwrap();
+        let err = TextEncoder::from_dir(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("the vocabulary (0 tokens) lacks"), "{err}");
     }
 }

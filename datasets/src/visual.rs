@@ -107,6 +107,27 @@ impl VisualSample {
     }
 }
 
+/// The most bytes one zip entry (a frame image or a feature array) may inflate to: 256 MiB,
+/// far above any real frame or feature array. An entry's claimed size is never trusted.
+pub const MAX_ENTRY_BYTES: u64 = 256 << 20;
+
+/// Reads one zip entry, refusing to inflate it beyond [`MAX_ENTRY_BYTES`] whatever its header
+/// claims.
+pub fn read_entry(entry: impl Read) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_ENTRY_BYTES {
+        return Err(format!(
+            "entry inflates beyond {} MiB, the limit for one entry",
+            MAX_ENTRY_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
 /// The file entries of a zip sorted by name, as (index in the zip, name); directories skipped.
 pub fn sorted_entries<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Vec<(usize, String)> {
     let mut entries: Vec<(usize, String)> = (0..archive.len())

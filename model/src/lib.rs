@@ -9,6 +9,7 @@ pub mod cross_modality;
 pub mod kernels;
 pub mod loader;
 pub mod swin;
+pub mod validate;
 pub mod video;
 
 pub use bert::BertConfig;

@@ -16,6 +16,7 @@ use vidcls_datasets::frames::DEFAULT_MAX_FRAMES;
 use vidcls_datasets::synth::{SynthConfig, write_synthetic_dataset};
 use vidcls_datasets::tokenizer::TextEncoder;
 
+use super::flags;
 use crate::device::{BackendTask, DeviceKind, run_on};
 
 /// What to measure.
@@ -44,16 +45,16 @@ pub struct DataBenchArgs {
     #[arg(long, value_name = "DIR", requires = "annotations")]
     pub bert_dir: Option<PathBuf>,
     /// Videos of the synthetic dataset (when no --annotations).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = flags::positive)]
     pub videos: usize,
     /// Use at most this many videos of the annotation file.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::positive)]
     pub limit: Option<usize>,
     /// Frame slots per video.
-    #[arg(long, default_value_t = DEFAULT_MAX_FRAMES)]
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAMES, value_parser = flags::positive)]
     pub max_frames: usize,
-    /// Batch size of the data-loader measurement.
-    #[arg(long, default_value_t = 16)]
+    /// Videos per batch of the data-loader measurement.
+    #[arg(long, default_value_t = 16, value_parser = flags::positive)]
     pub batch_size: usize,
     /// Device the data loader puts the batches on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
@@ -139,7 +140,7 @@ fn bench_data(args: &DataBenchArgs) -> Result<()> {
     let pad_id = text.special_tokens().pad;
     let dataset = VideoDataset::unlabeled(
         &annotations,
-        VisualSource::frames(&frames),
+        VisualSource::frames(&frames)?,
         text,
         args.max_frames,
     )?;

@@ -13,6 +13,7 @@ use vidcls_model::{VideoClassifier, VideoModelConfig, VisualInput};
 
 use vidcls_training::config::Preset;
 
+use super::flags;
 use super::preset::PresetArg;
 use crate::device::{BackendTask, DeviceKind, run_on};
 
@@ -27,16 +28,16 @@ pub struct ModelBenchArgs {
     #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
     pub preset: PresetArg,
     /// Videos per batch.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = flags::positive)]
     pub batch_size: usize,
     /// Frame slots per video (all real frames).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long = "num-frames", visible_alias = "frames", default_value_t = 8, value_parser = flags::positive)]
     pub frames: usize,
     /// Text ids per video (all real tokens).
-    #[arg(long, default_value_t = SEED_LEN)]
+    #[arg(long, default_value_t = SEED_LEN, value_parser = flags::positive)]
     pub text_len: usize,
     /// Timed repetitions, after one untimed warm-up.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = flags::positive)]
     pub iterations: usize,
     /// Device to run on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]

@@ -18,6 +18,7 @@ use vidcls_training::metric::Scores;
 use vidcls_training::metrics::WbdcScore;
 
 use super::evaluate::evaluate_files;
+use super::flags;
 use crate::progress::bar;
 use vidcls_datasets::output::write_atomically;
 
@@ -25,29 +26,34 @@ use vidcls_datasets::output::write_atomically;
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Working directory of the demo; the synthetic dataset is generated there once and reused.
-    #[arg(long, default_value = "vidcls-demo")]
+    #[arg(
+        long = "output",
+        visible_alias = "dir",
+        value_name = "DIR",
+        default_value = "vidcls-demo"
+    )]
     pub dir: PathBuf,
     /// Labeled videos of the synthetic dataset.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = flags::positive)]
     pub labeled: usize,
     /// Test videos of the synthetic dataset.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = flags::positive)]
     pub test: usize,
     /// Categories of the synthetic dataset.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = flags::positive)]
     pub categories: usize,
     /// Unlabeled videos of the synthetic dataset (pre-training data, with the labeled and test
     /// videos' texts and frames).
     #[arg(long, default_value_t = 600)]
     pub unlabeled: usize,
     /// Fine-tuning epochs of the tiny model (each of the two fine-tunings).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = flags::positive)]
     pub epochs: usize,
     /// Pre-training epochs before the second fine-tuning (0 = no pre-training stage).
     #[arg(long, default_value_t = 1)]
     pub pretrain_epochs: usize,
     /// Frame slots per video of the tiny model.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = flags::positive)]
     pub max_frames: usize,
 }
 
@@ -81,7 +87,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let text = Arc::new(TextEncoder::from_dir(&data.join("bert"))?);
     let test = VideoDataset::unlabeled(
         &data.join("annotations/test.json"),
-        VisualSource::frames(&data.join("zip_frames/test")),
+        VisualSource::frames(&data.join("zip_frames/test"))?,
         text,
         DEFAULT_MAX_FRAMES,
     )?;
@@ -118,7 +124,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let mut flags = vec!["--data", &data_arg, "--with-labeled", "--with-test"];
         flags.extend(settings);
         let out = pretrained.display().to_string();
-        flags.extend(["--epochs", &epochs, "--out", &out]);
+        flags.extend(["--epochs", &epochs, "--output", &out]);
         super::pretrain::run(&parse_args("pretrain", &flags)?)?;
     }
 
@@ -131,7 +137,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let epochs = args.epochs.to_string();
         let out = run_dir.display().to_string();
         let init = init.map(|path| path.display().to_string());
-        let mut flags = vec!["--data", &data_arg, "--out", &out, "--epochs", &epochs];
+        let mut flags = vec!["--data", &data_arg, "--output", &out, "--epochs", &epochs];
         flags.extend(settings);
         if let Some(init) = &init {
             flags.extend(["--init", init]);

@@ -5,13 +5,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use vidcls_model::loader::{save_classifier_safetensors, save_pretrain_safetensors};
 
 use crate::device::{BackendTask, DeviceKind, run_on};
-use vidcls_datasets::output::PendingFile;
+use vidcls_datasets::output::{PendingDir, PendingFile, check_output};
 use vidcls_training::checkpoint::{
     LoadedClassifier, LoadedModel, RunConfig, RunWeights, load_model, save_run,
 };
@@ -36,9 +36,12 @@ pub struct ExportArgs {
     /// checkpoint, and `--format run` copies its tokenizer.
     #[arg(long, value_name = "DIR")]
     pub bert_dir: Option<PathBuf>,
-    /// The file (or run directory) to write.
+    /// The file (or run directory, which must not exist or be empty) to write.
     #[arg(long, value_name = "PATH")]
     pub output: PathBuf,
+    /// Replace the output file if it exists (a run directory is never replaced).
+    #[arg(long)]
+    pub overwrite: bool,
     /// What to write.
     #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
     pub format: ExportFormat,
@@ -72,6 +75,11 @@ impl From<WeightsArg> for RunWeights {
 
 /// Runs `vidcls export`.
 pub fn run(args: &ExportArgs) -> Result<()> {
+    let mut inputs = vec![args.checkpoint.as_path()];
+    inputs.extend(args.bert_dir.as_deref());
+    // A run directory is refused by PendingDir unless it is empty: no overwrite check here.
+    let overwrite = args.overwrite || args.format == ExportFormat::Run;
+    check_output(&args.output, &inputs, overwrite)?;
     run_on(DeviceKind::Cpu, Export { args })?;
     log::info!("wrote {}", args.output.display());
     Ok(())
@@ -131,7 +139,16 @@ impl BackendTask for Export<'_> {
                     training,
                     pretraining: None,
                 };
-                save_run(&args.output, &config, &model, tokenizer_dir.as_deref())
+                let pending = PendingDir::create(&args.output)
+                    .with_context(|| args.output.display().to_string())?;
+                save_run(
+                    pending.temp_path(),
+                    &config,
+                    &model,
+                    tokenizer_dir.as_deref(),
+                )?;
+                pending.commit()?;
+                Ok(())
             }
         }
     }

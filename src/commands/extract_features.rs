@@ -6,14 +6,14 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use burn::prelude::*;
 use clap::Args;
 use half::f16;
 use npyz::WriterBuilder;
 use rayon::prelude::*;
 use vidcls_datasets::annotations::read_annotations;
-use vidcls_datasets::frames::{CROP_SIZE, load_first_frames};
+use vidcls_datasets::frames::{CROP_SIZE, check_frames_dir, load_first_frames};
 use vidcls_datasets::visual::VisualSample;
 use vidcls_model::SwinTransformer;
 use vidcls_model::loader::{
@@ -21,10 +21,11 @@ use vidcls_model::loader::{
 };
 use zip::write::SimpleFileOptions;
 
+use super::flags;
 use crate::device::{BackendTask, DeviceKind, run_on};
 use crate::issues::IssueTally;
 use crate::progress::bar;
-use vidcls_datasets::output::PendingFile;
+use vidcls_datasets::output::{PendingFile, check_output};
 use vidcls_datasets::prefetch::for_each_chunk;
 use vidcls_training::batch::swin_features;
 
@@ -48,10 +49,11 @@ pub struct ExtractFeaturesArgs {
     #[arg(long, value_name = "ZIP")]
     pub output: PathBuf,
     /// Frames per video: the first ones, in name order.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = flags::positive)]
     pub max_frames: usize,
-    /// Frames per forward pass.
-    #[arg(long, default_value_t = 32)]
+    /// Videos per forward pass (a batch is always counted in videos): up to this many times
+    /// --max-frames frames go through the backbone at once.
+    #[arg(long, default_value_t = 1, value_parser = flags::positive)]
     pub batch_size: usize,
     /// Replace the output if it exists.
     #[arg(long)]
@@ -67,16 +69,12 @@ pub struct ExtractFeaturesArgs {
 
 /// Runs `vidcls extract-features`.
 pub fn run(args: &ExtractFeaturesArgs) -> Result<()> {
-    ensure!(
-        args.max_frames > 0 && args.batch_size > 0,
-        "--max-frames and --batch-size must be positive"
-    );
-    if args.output.exists() && !args.overwrite {
-        bail!(
-            "{} exists: give --overwrite to replace it",
-            args.output.display()
-        );
-    }
+    check_frames_dir(&args.frames)?;
+    check_output(
+        &args.output,
+        &[&args.annotations, &args.frames, &args.swin_weights],
+        args.overwrite,
+    )?;
     let start = Instant::now();
     let summary = run_on(args.device, Extract { args })?;
     let seconds = start.elapsed().as_secs_f64();
@@ -141,7 +139,8 @@ impl BackendTask for Extract<'_> {
                     .collect()
             },
             |samples| -> Result<()> {
-                let features = swin_features(&swin, &samples, args.batch_size, &device)?;
+                let features =
+                    swin_features(&swin, &samples, args.batch_size * args.max_frames, &device)?;
                 for (sample, rows) in samples.iter().zip(features) {
                     let id = &videos[summary.videos_done].id;
                     summary.videos_done += 1;

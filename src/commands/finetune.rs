@@ -15,6 +15,7 @@ use vidcls_training::finetune::{FinetuneJob, Validation, finetune};
 use vidcls_training::launch::InitialWeights;
 use vidcls_training::launch::RunSummary;
 
+use super::flags;
 use super::train_args::{RunArgs, check_frame_size, print_summary};
 use super::visual_args::VisualArgs;
 use crate::device::{BackendTask, run_on};
@@ -52,7 +53,7 @@ pub struct FinetuneArgs {
     pub val_annotations: Option<PathBuf>,
     /// Share of the labeled videos held out for validation, stratified by category (preset
     /// default: seed 0.02, tiny 0.1); 0 = no validation (the last EMA weights are kept).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = flags::rate)]
     pub val_ratio: Option<f64>,
     /// The run's model, weights, directory, optimizer, data layout and device.
     #[command(flatten)]
@@ -61,22 +62,22 @@ pub struct FinetuneArgs {
     #[arg(long, value_enum)]
     pub adversarial: Option<AdversarialArg>,
     /// FGM's perturbation size (default 1.0).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::non_negative)]
     pub fgm_eps: Option<f64>,
     /// PGD's attack steps (default 3).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::positive)]
     pub pgd_steps: Option<usize>,
     /// PGD's step size (default 0.3).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::non_negative)]
     pub pgd_alpha: Option<f64>,
     /// Radius of PGD's perturbation ball (default 1.0).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::non_negative)]
     pub pgd_eps: Option<f64>,
     /// Decay of the EMA of the weights (0 = no EMA).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::rate)]
     pub ema_decay: Option<f64>,
     /// Label smoothing of the cross-entropy.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::rate)]
     pub label_smoothing: Option<f64>,
     /// Do not repeat the videos of rare categories.
     #[arg(long)]

@@ -12,6 +12,7 @@ use vidcls_datasets::dataset::{VideoDataset, VideoItem};
 use vidcls_datasets::frames::DEFAULT_MAX_FRAMES;
 use vidcls_datasets::tokenizer::TextEncoder;
 
+use super::flags;
 use super::visual_args::VisualArgs;
 use crate::issues::IssueTally;
 use vidcls_datasets::prefetch::for_each_chunk;
@@ -28,7 +29,7 @@ pub struct InspectArgs {
     #[arg(long, value_name = "DIR")]
     pub bert_dir: PathBuf,
     /// Frame slots per video.
-    #[arg(long, default_value_t = DEFAULT_MAX_FRAMES)]
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAMES, value_parser = flags::positive)]
     pub max_frames: usize,
     /// Only this video.
     #[arg(long)]

@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod export;
 pub mod extract_features;
 pub mod finetune;
+pub mod flags;
 pub mod inspect;
 pub mod predict;
 pub mod preset;

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,11 +19,12 @@ use vidcls_datasets::taxonomy::Taxonomy;
 use vidcls_datasets::tokenizer::{SEED_LEN, TextEncoder, TextLayout};
 use vidcls_model::{VideoClassifier, VideoModelConfig};
 
+use super::flags;
 use super::visual_args::VisualArgs;
 use crate::device::{BackendTask, DeviceKind, run_on};
 use crate::issues::IssueTally;
 use crate::progress::bar;
-use vidcls_datasets::output::PendingFile;
+use vidcls_datasets::output::{PendingFile, check_output};
 use vidcls_datasets::prefetch::for_each_chunk;
 use vidcls_training::batch::{ModelInputs, classify};
 use vidcls_training::checkpoint::{LoadedClassifier, load_classifier};
@@ -47,17 +48,21 @@ pub struct PredictArgs {
     pub annotations: PathBuf,
     #[command(flatten)]
     pub visual: VisualArgs,
-    /// Where to write the predictions: CSV lines `id,category_id` in annotation order.
+    /// Where to write the predictions: CSV lines `id,category_id` in annotation order
+    /// (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Replace the output files if they exist.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Also write the raw class scores, float32 `[videos, classes]` in annotation order (`.npy`).
     #[arg(long, value_name = "FILE.npy")]
     pub logits: Option<PathBuf>,
-    /// Videos per forward pass.
-    #[arg(long, default_value_t = 4)]
+    /// Videos per forward pass (a batch is always counted in videos).
+    #[arg(long, default_value_t = 4, value_parser = flags::positive)]
     pub batch_size: usize,
     /// Frame slots per video (default: the run's, else 8).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::positive)]
     pub max_frames: Option<usize>,
     /// Device to run the model on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
@@ -70,8 +75,7 @@ pub struct PredictArgs {
 
 /// Runs `vidcls predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
-    ensure!(args.batch_size > 0, "--batch-size must be positive");
-    ensure!(args.max_frames != Some(0), "--max-frames must be positive");
+    check_outputs(args)?;
     let start = Instant::now();
     let summary = run_on(args.device, Predict { args })?;
     let seconds = start.elapsed().as_secs_f64();
@@ -91,6 +95,28 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses outputs that would replace an input, each other, or (without `--overwrite`) an
+/// existing file.
+fn check_outputs(args: &PredictArgs) -> Result<()> {
+    let mut inputs = vec![args.annotations.as_path(), args.checkpoint.as_path()];
+    inputs.extend(args.bert_dir.as_deref());
+    inputs.extend(args.visual.frames.as_deref());
+    inputs.extend(args.visual.features.as_deref());
+    if let Some(logits) = &args.logits {
+        check_output(logits, &inputs, args.overwrite)?;
+        inputs.push(logits);
+    }
+    if !is_stdout(&args.output) {
+        check_output(&args.output, &inputs, args.overwrite)?;
+    }
+    Ok(())
+}
+
+/// Whether an output path is `-`, standard output.
+fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 /// What a prediction run met.
@@ -219,9 +245,25 @@ fn class_scores<B: Backend>(model: &VideoClassifier<B>, batch: VideoBatch<B>) ->
         .map_err(|e| anyhow::anyhow!("reading the model's output: {e:?}"))
 }
 
+/// Where the predictions go: a pending file, or standard output (each line as written).
+enum CsvOutput {
+    File(PendingFile),
+    Stdout(std::io::Stdout),
+}
+
+impl CsvOutput {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            CsvOutput::File(file) => file.writer(),
+            CsvOutput::Stdout(stdout) => stdout,
+        }
+    }
+}
+
 /// Streams predictions (and optionally the logits) into pending output files.
 struct PredictionWriter {
-    csv: PendingFile,
+    csv: CsvOutput,
+    csv_path: PathBuf,
     logits: Option<LogitsWriter>,
     num_classes: usize,
     categories: &'static [&'static str],
@@ -229,6 +271,7 @@ struct PredictionWriter {
 
 /// The `.npy` logits file, written row by row.
 struct LogitsWriter {
+    path: PathBuf,
     file: PendingFile,
     writer: npyz::NpyWriter<f32, BufWriter<File>>,
 }
@@ -244,12 +287,22 @@ impl PredictionWriter {
                     .writer(BufWriter::new(file.reopen()?))
                     .begin_nd()
                     .with_context(|| format!("writing {}", path.display()))?;
-                Some(LogitsWriter { file, writer })
+                Some(LogitsWriter {
+                    path: path.clone(),
+                    file,
+                    writer,
+                })
             }
             None => None,
         };
+        let csv = if is_stdout(&args.output) {
+            CsvOutput::Stdout(std::io::stdout())
+        } else {
+            CsvOutput::File(PendingFile::create(&args.output)?)
+        };
         Ok(PredictionWriter {
-            csv: PendingFile::create(&args.output)?,
+            csv,
+            csv_path: args.output.clone(),
             logits,
             num_classes,
             categories: Taxonomy::get().category_ids(),
@@ -263,9 +316,13 @@ impl PredictionWriter {
                 0,
                 |best, (class, &score)| if score > row[best] { class } else { best },
             );
-            writeln!(self.csv.writer(), "{id},{}", self.categories[best])?;
+            writeln!(self.csv.writer(), "{id},{}", self.categories[best])
+                .with_context(|| format!("writing {}", self.csv_path.display()))?;
             if let Some(logits) = &mut self.logits {
-                logits.writer.extend(row.iter().copied())?;
+                logits
+                    .writer
+                    .extend(row.iter().copied())
+                    .with_context(|| format!("writing {}", logits.path.display()))?;
             }
         }
         Ok(())
@@ -273,11 +330,16 @@ impl PredictionWriter {
 
     /// Moves the finished files into place.
     fn commit(self) -> Result<()> {
-        if let Some(LogitsWriter { file, writer }) = self.logits {
-            writer.finish()?;
+        if let Some(LogitsWriter { path, file, writer }) = self.logits {
+            writer
+                .finish()
+                .with_context(|| format!("writing {}", path.display()))?;
             file.commit(true)?;
         }
-        self.csv.commit(true)?;
+        match self.csv {
+            CsvOutput::File(file) => file.commit(true)?,
+            CsvOutput::Stdout(mut stdout) => stdout.flush()?,
+        }
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use vidcls_training::launch::InitialWeights;
 use vidcls_training::launch::RunSummary;
 use vidcls_training::pretrain::job::{PretrainJob, pretrain};
 
+use super::flags;
 use super::train_args::{RunArgs, check_frame_size, print_summary};
 use super::visual_args::VisualArgs;
 use crate::device::{BackendTask, run_on};
@@ -47,10 +48,10 @@ pub struct PretrainArgs {
     #[arg(long, value_name = "N")]
     pub val_size: Option<usize>,
     /// Weight of the video-text matching loss (default 0.3).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::non_negative)]
     pub itm_weight: Option<f64>,
     /// Probability that a text token is chosen for MLM (default 0.15).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::open_unit)]
     pub mask_prob: Option<f64>,
     /// The run's model, weights, directory, optimizer, data layout and device.
     #[command(flatten)]

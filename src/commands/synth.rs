@@ -14,7 +14,7 @@ pub struct SynthArgs {
     /// Output directory (created; must not exist or be empty). Gets `annotations/*.json`,
     /// `zip_frames/<split>/<id[-3:]>/<id>.zip`, `test_ground_truth.csv` and `bert/` (a
     /// `vocab.txt` covering the texts and a small BERT `config.json`).
-    #[arg(long)]
+    #[arg(long = "output", visible_alias = "out", value_name = "DIR")]
     pub out: PathBuf,
     /// Number of labeled videos.
     #[arg(long, default_value_t = 1000)]

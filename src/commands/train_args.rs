@@ -13,6 +13,7 @@ use vidcls_training::config::{OptimizerKind, Preset, TrainingConfig};
 use vidcls_training::launch::RunSummary;
 use vidcls_training::strategy::epoch_summary;
 
+use super::flags;
 use super::preset::PresetArg;
 use super::visual_args::VisualArgs;
 use crate::device::DeviceKind;
@@ -50,28 +51,28 @@ pub struct RunArgs {
     #[arg(long, value_name = "CHECKPOINT")]
     pub init: Option<PathBuf>,
     /// The run directory to write.
-    #[arg(long, value_name = "RUN_DIR")]
+    #[arg(long = "output", visible_alias = "out", value_name = "RUN_DIR")]
     pub out: PathBuf,
     /// Passes over the training videos.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::positive)]
     pub epochs: Option<usize>,
     /// Stop after this many optimizer steps (the schedule then spans them).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::positive)]
     pub max_steps: Option<usize>,
-    /// Videos per optimizer step.
-    #[arg(long)]
+    /// Videos per optimizer step (a batch is always counted in videos).
+    #[arg(long, value_parser = flags::positive)]
     pub batch_size: Option<usize>,
-    /// Peak learning rate.
-    #[arg(long)]
+    /// Peak learning rate (0 keeps the initial weights: a way to evaluate them).
+    #[arg(long, value_parser = flags::non_negative)]
     pub lr: Option<f64>,
     /// Warm-up steps of the linear schedule (reference: 1000).
     #[arg(long)]
     pub warmup_steps: Option<usize>,
     /// Warm-up share of BertAdam's schedule factor (reference: 0.1).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::rate)]
     pub warmup_ratio: Option<f64>,
     /// Decoupled weight decay (not for biases and BERT LayerNorm weights).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::non_negative)]
     pub weight_decay: Option<f64>,
     /// Seed of the data order, dropout, masks, initial weights and the validation videos.
     #[arg(long)]
@@ -80,20 +81,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_shuffle: bool,
     /// Overrides every dropout and stochastic-depth probability of the model (0 = off).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::rate)]
     pub dropout: Option<f64>,
     /// The optimizer.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
     /// Side of the frames the model sees (a divisor of 224; preset default: seed 224, tiny 32).
-    #[arg(long, value_name = "PX")]
+    #[arg(long, value_name = "PX", value_parser = flags::positive)]
     pub frame_size: Option<usize>,
     /// Frame slots per video (preset default: 8).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = flags::positive)]
     pub max_frames: Option<usize>,
     /// The most text ids per video of the compact text layout (tiny preset: 192); an error
     /// with the seed preset, whose reference layout is always 388 ids.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = flags::positive)]
     pub max_text_len: Option<usize>,
     /// Optimizer steps between resumable checkpoints (0 = epoch ends only).
     #[arg(long)]
@@ -104,7 +105,7 @@ pub struct RunArgs {
     /// Preprocessing threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
-    /// Continue the interrupted run in --out from its last checkpoint (its configuration is
+    /// Continue the interrupted run in --output from its last checkpoint (its configuration is
     /// used; the data flags must name the same data).
     #[arg(long)]
     pub resume: bool,
@@ -256,7 +257,7 @@ pub fn print_summary(command: &str, out: &Path, summary: &RunSummary) {
     let report = &summary.report;
     if report.interrupted {
         println!(
-            "interrupted after step {}: continue with `vidcls {command} ... --out {} --resume`",
+            "interrupted after step {}: continue with `vidcls {command} ... --output {} --resume`",
             report.steps,
             out.display()
         );

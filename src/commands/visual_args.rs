@@ -29,7 +29,7 @@ impl VisualArgs {
     /// Opens the chosen source, features having `dim` dimensions.
     pub fn source_with_feature_dim(&self, dim: usize) -> Result<VisualSource> {
         Ok(match (&self.frames, &self.features) {
-            (Some(dir), _) => VisualSource::frames(dir),
+            (Some(dir), _) => VisualSource::frames(dir)?,
             (None, Some(zip)) => VisualSource::Features(Arc::new(FeatureReader::open(zip, dim)?)),
             (None, None) => anyhow::bail!("give --frames DIR or --features ZIP"),
         })

@@ -102,7 +102,13 @@ impl RunConfig {
                 pretraining: None,
             })
         };
-        parsed.with_context(|| format!("{}: not a vidcls run configuration", path.display()))
+        let config: RunConfig = parsed
+            .with_context(|| format!("{}: not a vidcls run configuration", path.display()))?;
+        config
+            .model
+            .validate()
+            .map_err(|message| anyhow::anyhow!("{}: invalid model: {message}", path.display()))?;
+        Ok(config)
     }
 
     /// Applies the training configuration's dropout override, if any, to the model.

@@ -134,7 +134,7 @@ pub fn resume_point<B: Backend>(
     }
     if run_dir.join(MODEL_FILE).exists() || run_dir.join(RESUME_DIR).exists() {
         bail!(
-            "{} already holds a run: continue it with --resume, or choose another --out",
+            "{} already holds a run: continue it with --resume, or choose another --output",
             run_dir.display()
         );
     }

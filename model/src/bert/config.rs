@@ -49,7 +49,8 @@ impl BertConfig {
     }
 
     /// Parses a HuggingFace `config.json`: unknown keys are ignored, and keys with a default
-    /// here (e.g. `layer_norm_eps` in old files) may be absent.
+    /// here (e.g. `layer_norm_eps` in old files) may be absent. Impossible values are refused
+    /// (see [`BertConfig::validate`]).
     pub fn from_hf_json(json: &str) -> Result<Self, serde_json::Error> {
         let file: serde_json::Map<String, Value> = serde_json::from_str(json)?;
         let Value::Object(mut merged) = serde_json::to_value(Self::new(0, 0, 0, 0, 0))? else {
@@ -65,7 +66,9 @@ impl BertConfig {
             merged.remove(required);
         }
         merged.extend(file);
-        serde_json::from_value(Value::Object(merged))
+        let config: Self = serde_json::from_value(Value::Object(merged))?;
+        config.validate().map_err(serde::de::Error::custom)?;
+        Ok(config)
     }
 
     /// Reads a HuggingFace `config.json` file, see [`BertConfig::from_hf_json`].

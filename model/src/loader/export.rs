@@ -126,7 +126,8 @@ fn write_safetensors(tensors: Vec<(String, TensorData)>, path: &Path) -> Result<
                 safetensors::tensor::TensorView::new(dtype, data.shape.to_vec(), data.as_bytes())?;
             Ok((name.clone(), view))
         })
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    safetensors::serialize_to_file(views, None, path)?;
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(LoadError::Export)?;
+    safetensors::serialize_to_file(views, None, path).map_err(LoadError::Export)?;
     Ok(())
 }

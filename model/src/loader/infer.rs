@@ -47,6 +47,7 @@ fn tensor_shapes(path: &Path, top_level_key: &str) -> Result<TensorShapes, LoadE
     if is_safetensors(path) {
         return safetensors_shapes(path).map_err(read_error);
     }
+    super::pickle::check_pytorch_file(path).map_err(read_error)?;
     let reader = PytorchReader::with_top_level_key(path, top_level_key)
         .map_err(|e| read_error(e.to_string()))?;
     Ok(reader
@@ -178,40 +179,8 @@ pub fn infer_swin_config(shapes: &TensorShapes, prefix: &str) -> Result<SwinConf
     )
     .with_in_channels(in_channels)
     .with_mlp_ratio(mlp_ratio);
-    check_swin_geometry(&config)?;
+    config.validate().map_err(LoadError::Config)?;
     Ok(config)
-}
-
-/// Checks that every stage's map splits into whole windows and halves evenly, as the model needs.
-fn check_swin_geometry(config: &SwinConfig) -> Result<(), LoadError> {
-    if config.patch_size == 0
-        || patch_side(config) == 0
-        || !config.img_size.is_multiple_of(config.patch_size)
-    {
-        return Err(LoadError::Config(format!(
-            "Swin input of {} px does not split into patches of {} px",
-            config.img_size, config.patch_size
-        )));
-    }
-    let stages = config.depths.len();
-    for stage in 0..stages {
-        let side = patch_side(config) >> stage;
-        let window = config.window_size.min(side);
-        let halves = stage + 1 == stages || side.is_multiple_of(2);
-        if side == 0 || !side.is_multiple_of(window) || !halves {
-            return Err(LoadError::Config(format!(
-                "Swin stage {stage} map of {side}x{side} tokens does not fit windows of {window} \
-                 (input {} px, patch {} px)",
-                config.img_size, config.patch_size
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Patches per side of the input (`patch_size` must not be 0).
-fn patch_side(config: &SwinConfig) -> usize {
-    config.img_size / config.patch_size
 }
 
 /// The classifier head's weight in a reference state dict.
@@ -243,7 +212,9 @@ pub fn infer_classifier_config(
             "no tensor {CLASSIFIER_WEIGHT}: not a fine-tuned classifier (a pre-training checkpoint?)"
         ))
     })?[0];
-    Ok(VideoModelConfig::new(encoder).with_num_classes(num_classes))
+    let config = VideoModelConfig::new(encoder).with_num_classes(num_classes);
+    config.validate().map_err(LoadError::Config)?;
+    Ok(config)
 }
 
 /// The configuration of the [`VideoPretrainModel`](crate::VideoPretrainModel) whose reference
@@ -259,7 +230,9 @@ pub fn infer_pretrain_config(
             "not a pre-training model, which has {ITM_HEAD_WEIGHT} and no {CLASSIFIER_WEIGHT}"
         )));
     }
-    Ok(VideoModelConfig::new(encoder))
+    let config = VideoModelConfig::new(encoder);
+    config.validate().map_err(LoadError::Config)?;
+    Ok(config)
 }
 
 /// The configuration of the visual backbone and the two-stream encoder whose reference tensors

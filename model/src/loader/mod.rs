@@ -25,6 +25,8 @@
 mod export;
 mod infer;
 mod names;
+mod pickle;
+mod validate;
 
 pub use export::{
     reference_parameter_names, save_classifier_safetensors, save_pretrain_safetensors,
@@ -45,6 +47,7 @@ use burn_store::{
 };
 
 use names::{HF_BERT_TO_REFERENCE, is_ignored, is_optional, remapper};
+use validate::{check_float_weights, check_stored_tensors};
 
 use crate::swin::SwinTransformer;
 
@@ -54,18 +57,19 @@ const REFERENCE_STATE_DICT_KEY: &str = "model_state_dict";
 /// Key of the state dict in an official Swin checkpoint.
 const SWIN_STATE_DICT_KEY: &str = "model";
 
-/// Error while importing or exporting weights.
+/// Error while importing or exporting weights. Causes are part of each message (no separate
+/// `source`), so that an error chain prints them once.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// Reading or writing a safetensors file failed (including shape mismatches).
     #[error("safetensors: {0}")]
-    Safetensors(#[from] SafetensorsStoreError),
+    Safetensors(SafetensorsStoreError),
     /// Reading a PyTorch file failed (including shape mismatches).
     #[error("pytorch: {0}")]
-    Pytorch(#[from] PytorchStoreError),
+    Pytorch(PytorchStoreError),
     /// Writing a safetensors file failed.
     #[error("safetensors export: {0}")]
-    Export(#[from] safetensors::SafeTensorError),
+    Export(safetensors::SafeTensorError),
     /// No weight file in a HuggingFace model directory.
     #[error("no model.safetensors or pytorch_model.bin in {0}")]
     NoWeights(PathBuf),
@@ -81,6 +85,18 @@ pub enum LoadError {
         /// The checkpoint.
         path: PathBuf,
         /// What went wrong.
+        message: String,
+    },
+    /// A tensor of a checkpoint cannot be used as the weights it is loaded into (integer
+    /// values, NaN or infinity).
+    /// (Displayed without the path: callers name the checkpoint they were loading.)
+    #[error("tensor {tensor}: {message}")]
+    InvalidTensor {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The model parameter (Burn path).
+        tensor: String,
+        /// What is wrong with it.
         message: String,
     },
     /// A checkpoint's tensors do not describe a model of the expected kind.
@@ -161,7 +177,12 @@ fn load_safetensors<B: Backend, M: ModuleSnapshot<B>>(
         .remap(remapper)
         .map_indices_contiguous(false)
         .allow_partial(true);
-    Ok(without_adapted_names(model.load_from(&mut store)?))
+    check_stored_tensors(model, &mut store, path)?;
+    let result = model
+        .load_from(&mut store)
+        .map_err(LoadError::Safetensors)?;
+    check_float_weights(model, path)?;
+    Ok(without_adapted_names(result))
 }
 
 fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
@@ -170,6 +191,10 @@ fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
     top_level_key: Option<&str>,
     remapper: KeyRemapper,
 ) -> Result<ApplyResult, LoadError> {
+    pickle::check_pytorch_file(path).map_err(|message| LoadError::Read {
+        path: path.to_path_buf(),
+        message,
+    })?;
     let store = PytorchStore::from_file(path);
     let store = match top_level_key {
         Some(key) => store.with_top_level_key(key),
@@ -179,7 +204,10 @@ fn load_pytorch<B: Backend, M: ModuleSnapshot<B>>(
         .remap(remapper)
         .map_indices_contiguous(false)
         .allow_partial(true);
-    Ok(without_adapted_names(model.load_from(&mut store)?))
+    check_stored_tensors(model, &mut store, path)?;
+    let result = model.load_from(&mut store).map_err(LoadError::Pytorch)?;
+    check_float_weights(model, path)?;
+    Ok(without_adapted_names(result))
 }
 
 /// Loads a complete reference state dict into a [`VideoClassifier`](crate::VideoClassifier)

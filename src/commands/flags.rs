@@ -1,0 +1,62 @@
+//! Parsers of numeric flags: values that make no sense are usage errors (exit code 2) naming
+//! the flag, instead of a panic or a silent no-op deep inside a command.
+
+/// A count that must be at least 1 (batch sizes, frame slots, epochs, iterations).
+pub fn positive(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A probability or share usable as a rate: `0 <= p < 1`.
+pub fn rate(value: &str) -> Result<f64, String> {
+    let parsed = finite(value)?;
+    if !(0.0..1.0).contains(&parsed) {
+        return Err("must be at least 0 and below 1".into());
+    }
+    Ok(parsed)
+}
+
+/// A probability strictly between 0 and 1.
+pub fn open_unit(value: &str) -> Result<f64, String> {
+    let parsed = finite(value)?;
+    if !(parsed > 0.0 && parsed < 1.0) {
+        return Err("must be above 0 and below 1".into());
+    }
+    Ok(parsed)
+}
+
+/// A finite number that is not negative (learning rates, sizes of perturbations, loss
+/// weights, decay).
+pub fn non_negative(value: &str) -> Result<f64, String> {
+    let parsed = finite(value)?;
+    if parsed < 0.0 {
+        return Err("must not be negative".into());
+    }
+    Ok(parsed)
+}
+
+fn finite(value: &str) -> Result<f64, String> {
+    let parsed: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if !parsed.is_finite() {
+        return Err("must be a finite number".into());
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonsense_values_are_refused() {
+        assert_eq!(positive("3"), Ok(3));
+        assert!(positive("0").is_err() && positive("-1").is_err());
+        assert_eq!(rate("0"), Ok(0.0));
+        assert!(rate("1").is_err() && rate("NaN").is_err() && rate("-0.1").is_err());
+        assert!(open_unit("0").is_err() && open_unit("0.15").is_ok());
+        assert!(non_negative("inf").is_err() && non_negative("0").is_ok());
+    }
+}

@@ -5,7 +5,8 @@
 #   scripts/bench_infer.sh [extra `vidcls bench infer` arguments, e.g. --device cuda]
 #
 # Environment: VIDCLS (default target/release/vidcls), PYTHON (default .venv/bin/python),
-# THREADS (PyTorch intra-op threads, default 2), ITERATIONS (timed passes, default 3).
+# THREADS (PyTorch intra-op threads, default 2), ITERATIONS (timed passes, default 3),
+# PRECISION (f32 or bf16: vidcls --precision, PyTorch bf16 autocast; default f32).
 # Prints the two JSON lines, then one JSON line with the ratio vidcls / PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,12 +15,13 @@ vidcls=${VIDCLS:-target/release/vidcls}
 python=${PYTHON:-.venv/bin/python}
 threads=${THREADS:-2}
 iterations=${ITERATIONS:-3}
+precision=${PRECISION:-f32}
 
 ours=$("$vidcls" bench infer --preset seed --batch-size 2 --num-frames 8 --text-len 388 \
-    --iterations "$iterations" --json "$@")
+    --iterations "$iterations" --precision "$precision" --json "$@")
 echo "vidcls:  $ours"
 theirs=$("$python" scripts/bench_reference_infer.py --threads "$threads" --batch-size 2 --frames 8 \
-    --text-len 388 --iterations "$iterations")
+    --text-len 388 --iterations "$iterations" --precision "$precision")
 echo "pytorch: $theirs"
 "$python" - "$ours" "$theirs" <<'EOF'
 import json, sys

@@ -14,6 +14,9 @@ scripts/reference_pipeline.py on the videos of tests/fixtures/pipeline/ (annotat
 - logits.npy                   float32 [videos, 200]: the reference's logits, eval mode, frames
                                selected and preprocessed as the reference does (zeros and a
                                zero mask for missing frames)
+- logits_bf16.npy              float32 [videos, 200]: the same under PyTorch's bf16 autocast
+                               (`torch.autocast("cpu", dtype=torch.bfloat16)`), the yardstick
+                               of `vidcls predict --precision bf16`
 - features.safetensors         per video with frames, float32 [n, 32] under its id: the Swin
                                features of its first min(n, 32) frames (the feature extractor)
 
@@ -102,6 +105,9 @@ def main() -> None:
             if frames is not None:
                 features[video["id"]] = model.visual_backbone(frames)
     np.save(OUT / "logits.npy", torch.stack(logits).numpy().astype(np.float32))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits_bf16 = [forward(item).float() for item in items]
+    np.save(OUT / "logits_bf16.npy", torch.stack(logits_bf16).numpy().astype(np.float32))
     save_file(contiguous(features), OUT / "features.safetensors")
 
     state_dict = contiguous(model.state_dict())

@@ -16,6 +16,7 @@ use serde_json::Value;
 use vidcls_datasets::annotations::read_annotations;
 use vidcls_datasets::features::FeatureReader;
 use vidcls_datasets::taxonomy::Taxonomy;
+use vidcls_model::kernels::MatmulPrecision;
 use vidcls_model::loader::{
     infer_pretrain_config, load_reference_weights, reference_tensor_shapes,
 };
@@ -199,6 +200,37 @@ fn predict_reproduces_the_reference_in_annotation_order() {
         stderr.contains("4 problem(s) in 4 of 12 video(s)"),
         "{stderr}"
     );
+}
+
+/// `predict --precision bf16` against the reference's f32 logits: the same class for every
+/// video, and logits no further from f32 than PyTorch's own bf16 autocast's
+/// (`logits_bf16.npy`, 0.136 at most on these videos, where it changes a class); where the
+/// CPU has AVX512-BF16, really computed in bf16 (not the f32 path).
+#[test]
+fn predict_in_bf16_keeps_the_reference_classes() {
+    let expected = read_npy(&predict_fixture("logits.npy"));
+    let autocast = read_npy(&predict_fixture("logits_bf16.npy"));
+    let (bert, frames) = (bert_dir(), pipeline("frames"));
+    let (csv, logits, _) = predict(
+        &predict_fixture("classifier.safetensors"),
+        ("--frames", &frames),
+        &["--bert-dir", &bert, "--precision", "bf16"],
+    );
+    let categories = Taxonomy::get().category_ids();
+    for ((line, id), (ours, theirs)) in csv
+        .lines()
+        .zip(video_ids())
+        .zip(logits.iter().zip(&expected))
+    {
+        assert_eq!(line, format!("{id},{}", categories[argmax(theirs)]));
+        assert_eq!(argmax(ours), argmax(theirs), "{id}");
+    }
+    let ours = max_difference(&logits, &expected);
+    let pytorch = max_difference(&autocast, &expected);
+    eprintln!("max |bf16 - f32| of the logits: vidcls {ours:.3e}, PyTorch autocast {pytorch:.3e}");
+    assert!(ours <= pytorch, "{ours} > {pytorch}");
+    let bf16_cpu = MatmulPrecision::Bf16.effective() == MatmulPrecision::Bf16;
+    assert_eq!(ours > LOGIT_TOLERANCE, bf16_cpu, "{ours}");
 }
 
 #[test]

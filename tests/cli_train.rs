@@ -136,9 +136,12 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
         .args(finetune_args(
             &data,
             &run,
+            // 4 epochs: at 3, about one seed in ten still predicts little more than the
+            // commonest categories at the end (mean_f1 0.35; measured over 10 seeds, with
+            // Burn's dropout and with vidcls's), the same run at 4 or 5 epochs learns.
             &[
                 "--epochs",
-                "3",
+                "4",
                 "--val-ratio",
                 "0.25",
                 "--max-frames",

@@ -6,8 +6,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+#[path = "support/archive.rs"]
+mod archive;
 #[path = "support/npy.rs"]
 mod npy_file;
+use archive::{crc32, zip};
 
 use npy_file::npy;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -366,22 +369,6 @@ fn fixture_jpeg() -> Vec<u8> {
     bytes
 }
 
-/// CRC-32 (the zip polynomial) of `bytes`.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A zip64 archive of one stored entry `name` holding `data`, whose headers claim that it
 /// inflates to `claimed` bytes.
 fn zip_claiming(name: &str, data: &[u8], claimed: u64) -> Vec<u8> {
@@ -427,19 +414,6 @@ fn zip_claiming(name: &str, data: &[u8], claimed: u64) -> Vec<u8> {
     out
 }
 
-/// A zip of `entries` (name, bytes), deflated.
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    use std::io::Write;
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, bytes) in entries {
-        writer
-            .start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(bytes).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
-
 /// A one-video data set in `dir`: `annotations.json` for [`VIDEO`], `frames/` with
 /// `frames_zip` as its zip, `features.zip` with `npy` as its array; returns `dir`.
 fn one_video(dir: &Path, frames_zip: &[u8], npy: &[u8]) -> PathBuf {
@@ -453,7 +427,7 @@ fn one_video(dir: &Path, frames_zip: &[u8], npy: &[u8]) -> PathBuf {
     std::fs::write(video_dir.join(format!("{VIDEO}.zip")), frames_zip).unwrap();
     std::fs::write(
         dir.join("features.zip"),
-        zip_of(&[(&format!("{VIDEO}.npy"), npy)]),
+        zip(&[(&format!("{VIDEO}.npy"), npy)], true),
     )
     .unwrap();
     dir.to_path_buf()
@@ -561,10 +535,13 @@ fn claimed_sizes_are_never_trusted() {
     // An array whose header claims 2^40 frames is refused, not allocated.
     std::fs::write(
         data.join("features.zip"),
-        zip_of(&[(
-            &format!("{VIDEO}.npy"),
-            &npy(1, "<f4", false, "(1099511627776, 768)", &features),
-        )]),
+        zip(
+            &[(
+                &format!("{VIDEO}.npy"),
+                &npy(1, "<f4", false, "(1099511627776, 768)", &features),
+            )],
+            true,
+        ),
     )
     .unwrap();
     fails(
@@ -608,24 +585,26 @@ fn claimed_sizes_are_never_trusted() {
 /// The fixture `classifier.pth` with the length of the first string of its pickle (a
 /// BINUNICODE opcode, `X` + 4 bytes) set to 0xFF000000.
 fn pth_with_lying_string() -> Vec<u8> {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let file = std::fs::File::open(fixtures().join("model/classifier.pth")).unwrap();
     let mut archive = zip::ZipArchive::new(file).unwrap();
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).unwrap();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        if entry.name().ends_with("data.pkl") {
-            let at = bytes.iter().position(|&b| b == b'X').unwrap();
-            bytes[at + 1..at + 5].copy_from_slice(&0xFF00_0000u32.to_le_bytes());
-        }
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
-        writer.start_file(entry.name(), options).unwrap();
-        writer.write_all(&bytes).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
+    let entries: Vec<(String, Vec<u8>)> = (0..archive.len())
+        .map(|index| {
+            let mut entry = archive.by_index(index).unwrap();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            if entry.name().ends_with("data.pkl") {
+                let at = bytes.iter().position(|&b| b == b'X').unwrap();
+                bytes[at + 1..at + 5].copy_from_slice(&0xFF00_0000u32.to_le_bytes());
+            }
+            (entry.name().to_string(), bytes)
+        })
+        .collect();
+    let entries: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+        .collect();
+    zip(&entries, false)
 }
 
 #[test]
@@ -643,7 +622,7 @@ fn decompression_bombs_and_truncated_frames_are_bad_frames_of_their_video() {
     let truncated = &jpeg[..jpeg.len() / 2];
     let empty = npy(1, "<f4", false, "(2, 768)", &features(2, 0.5));
     for (frame, expected) in [(&bomb[..], "pixels"), (truncated, "truncated")] {
-        let data = one_video(dir.path(), &zip_of(&[("1.jpg", frame)]), &empty);
+        let data = one_video(dir.path(), &zip(&[("1.jpg", frame)], true), &empty);
         fails(
             &mut inspect(&data, "--frames", &["--strict"]),
             1,
@@ -664,7 +643,7 @@ fn decompression_bombs_and_truncated_frames_are_bad_frames_of_their_video() {
 #[test]
 fn broken_feature_arrays_are_problems_of_their_video() {
     let dir = tempfile::tempdir().unwrap();
-    let frames_zip = zip_of(&[("1.jpg", &fixture_jpeg())]);
+    let frames_zip = zip(&[("1.jpg", &fixture_jpeg())], true);
     let mut nan = features(2, 0.5);
     nan[768 * 4 + 4 * 5..768 * 4 + 4 * 6].copy_from_slice(&f32::NAN.to_le_bytes());
     for (array, expected) in [

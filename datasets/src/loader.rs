@@ -1,7 +1,8 @@
 //! A deterministic, prefetching burn [`DataLoader`] over a [`VideoDataset`]: batches come in
 //! the dataset's order (a training epoch's shuffled order is a view of the dataset, see
-//! [`VideoDataset::select`]), each batch's videos are preprocessed in parallel on a worker pool,
-//! and a background thread keeps a few batches ready while the model works on the current one.
+//! [`VideoDataset::select`]), the videos of a few batches at a time are preprocessed in
+//! parallel on a worker pool, and two background threads (preprocessing, batching) keep a few
+//! batches ready while the model works on the current one.
 //!
 //! Unlike burn's multi-threaded loader, the order never depends on thread timing, so a run is
 //! reproducible and can resume in the middle of an epoch ([`DataLoader::slice`]).
@@ -19,8 +20,11 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use crate::batcher::{VideoBatch, VideoBatcher};
 use crate::dataset::{VideoDataset, VideoItem};
 
-/// Batches prepared ahead of the one being consumed.
+/// Batches prepared ahead of the one being consumed (in each stage).
 const AHEAD: usize = 2;
+
+/// Batches preprocessed in one parallel pass.
+const WINDOW_BATCHES: usize = 4;
 
 /// Batches of a [`VideoDataset`] in its order (see the module documentation).
 pub struct VideoLoader<B: Backend> {
@@ -89,23 +93,48 @@ impl<B: Backend> VideoLoader<B> {
 
 impl<B: Backend> DataLoader<B, VideoBatch<B>> for VideoLoader<B> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<VideoBatch<B>> + 'a> {
+        // Two stages on their own threads: preprocessing (on the worker pool) and batching
+        // (stacking the videos into tensors on the device), so that the pool preprocesses the
+        // next videos while a batch is stacked. Each parallel pass preprocesses
+        // `WINDOW_BATCHES` batches, so that rayon balances the videos' uneven costs over more
+        // of them than one batch holds.
+        let (items_sender, items_receiver) = sync_channel::<Vec<VideoItem>>(AHEAD);
         let (sender, receiver) = sync_channel(AHEAD);
         let loader = self.clone();
         std::thread::Builder::new()
             .name("vidcls-loader".into())
             .spawn(move || {
                 let len = loader.dataset.len();
-                for start in (0..len).step_by(loader.batch_size) {
-                    let end = (start + loader.batch_size).min(len);
-                    let items: Vec<VideoItem> = loader.workers.install(|| {
+                let window = loader.batch_size * WINDOW_BATCHES;
+                for start in (0..len).step_by(window) {
+                    let end = (start + window).min(len);
+                    let mut items: Vec<Option<VideoItem>> = loader.workers.install(|| {
                         (start..end)
                             .into_par_iter()
-                            .filter_map(|index| loader.dataset.get(index))
+                            .map(|index| loader.dataset.get(index))
                             .collect()
                     });
+                    while !items.is_empty() {
+                        let rest = items.split_off(loader.batch_size.min(items.len()));
+                        let batch = std::mem::replace(&mut items, rest);
+                        if items_sender
+                            .send(batch.into_iter().flatten().collect())
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            })
+            .expect("a thread for the data loader");
+        let batcher = self.batcher;
+        let device = self.device.clone();
+        std::thread::Builder::new()
+            .name("vidcls-batcher".into())
+            .spawn(move || {
+                for items in items_receiver {
                     let count = items.len();
-                    let batch = loader.batcher.batch(items, &loader.device);
-                    if sender.send((batch, count)).is_err() {
+                    if sender.send((batcher.batch(items, &device), count)).is_err() {
                         break;
                     }
                 }

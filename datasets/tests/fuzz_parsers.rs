@@ -8,10 +8,13 @@
 //! PROPTEST_CASES=100000 cargo test --release -p vidcls-datasets --test fuzz_parsers
 //! ```
 
+#[path = "../../tests/support/archive.rs"]
+mod archive;
 #[path = "../../tests/fuzz/mutate.rs"]
 mod mutate;
 #[path = "../../tests/support/npy.rs"]
 mod npy_file;
+use archive::{crc32, zip};
 
 use std::io::{Cursor, Write};
 use std::path::Path;
@@ -157,18 +160,6 @@ fn jpeg_seeds() -> Vec<Seed> {
     ]
 }
 
-/// CRC-32 (ISO-HDLC), PNG's chunk checksum.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= byte as u32;
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
-
 /// The chunks of a PNG as (start, data length), as far as they fit in the file.
 fn png_chunks(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut chunks = Vec::new();
@@ -225,26 +216,6 @@ fn png_seeds() -> Vec<Seed> {
         png_seed("png_luma_alpha8", rgb.clone().into_luma_alpha8().into()),
         png_seed("png_rgb16", rgb.into_rgb16().into()),
     ]
-}
-
-/// A zip of `entries`, deflated or stored.
-fn zip(entries: &[(&str, &[u8])], deflated: bool) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let method = if deflated {
-        zip::CompressionMethod::Deflated
-    } else {
-        zip::CompressionMethod::Stored
-    };
-    let options = zip::write::SimpleFileOptions::default().compression_method(method);
-    for (name, bytes) in entries {
-        if name.ends_with('/') {
-            zip.add_directory(*name, options).unwrap();
-        } else {
-            zip.start_file(*name, options).unwrap();
-            zip.write_all(bytes).unwrap();
-        }
-    }
-    zip.finish().unwrap().into_inner()
 }
 
 /// A zip seed: its header fields, zip signatures and entry names are what mutations aim at.

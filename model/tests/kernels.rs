@@ -1,5 +1,7 @@
-//! The fused kernels of `vidcls_model::kernels` on the Flex backend against the Burn operations
-//! they replace (the same functions on `Autodiff<Flex>`, which take the composed path).
+//! The fused kernels of `vidcls_model::kernels` against the Burn operations they replace: on the
+//! Flex backend (inference) against the same functions on `Autodiff<Flex>` or Burn's own
+//! operations, and under training (`Autodiff<Flex>`, where the linear kernels have their own
+//! backward pass) against Burn's operations and their gradients.
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
@@ -78,21 +80,108 @@ fn linear_variants_match_burn() {
         for bias in [None, Some(&bias)] {
             let fused = linear::<Fused>(&weight, bias, transposed);
             let composed = linear::<Composed>(&weight, bias, transposed);
+            let input = || on::<Composed, 3>(&input);
             assert_close(
-                kernels::linear(&fused, on::<_, 3>(&input)),
-                kernels::linear(&composed, on::<_, 3>(&input)),
+                kernels::linear(&fused, on::<_, 3>(&input().into_data())),
+                composed.forward(input()),
                 1e-5,
             );
             assert_close(
-                kernels::linear_gelu(&fused, on::<_, 3>(&input)),
-                kernels::linear_gelu(&composed, on::<_, 3>(&input)),
+                kernels::linear_gelu(&fused, on::<_, 3>(&input().into_data())),
+                burn::tensor::activation::gelu(composed.forward(input())),
                 1e-5,
             );
             assert_close(
-                kernels::linear_residual(&fused, on::<_, 3>(&input), on(&residual), |x| x),
-                kernels::linear_residual(&composed, on::<_, 3>(&input), on(&residual), |x| x),
+                kernels::linear_residual(
+                    &fused,
+                    on::<_, 3>(&input().into_data()),
+                    on(&residual),
+                    |x| x,
+                ),
+                on::<Composed, 3>(&residual) + composed.forward(input()),
                 1e-5,
             );
+        }
+    }
+}
+
+/// The largest difference between two tensors' values, relative to the largest magnitude.
+fn relative_difference<const D: usize>(
+    ours: Tensor<Composed, D>,
+    burn: Tensor<Composed, D>,
+) -> f32 {
+    let (ours, burn) = (ours.into_data(), burn.into_data());
+    assert_eq!(ours.shape, burn.shape);
+    let (ours, burn) = (ours.to_vec::<f32>().unwrap(), burn.to_vec::<f32>().unwrap());
+    let scale = burn.iter().fold(0.0f32, |max, value| max.max(value.abs()));
+    let worst = ours
+        .iter()
+        .zip(&burn)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    worst / scale.max(f32::MIN_POSITIVE)
+}
+
+/// Under training, the linear kernels' values and gradients (input, weight, bias) against
+/// Burn's operations and autodiff, with a weighted loss so that every output matters.
+#[test]
+fn linear_kernels_train_as_burn() {
+    type Kernel = fn(&Linear<Composed>, Tensor<Composed, 3>) -> Tensor<Composed, 3>;
+    type Reference = fn(&Linear<Composed>, Tensor<Composed, 3>) -> Tensor<Composed, 3>;
+    let cases: [(&str, Kernel, Reference); 3] = [
+        (
+            "linear",
+            |layer, x| kernels::linear(layer, x),
+            |layer, x| layer.forward(x),
+        ),
+        (
+            "linear_gelu",
+            |layer, x| kernels::linear_gelu(layer, x),
+            |layer, x| burn::tensor::activation::gelu(layer.forward(x)),
+        ),
+        (
+            "linear_residual",
+            |layer, x| {
+                let residual = x.clone().slice([0..2, 0..9, 0..16]).repeat_dim(2, 2);
+                kernels::linear_residual(layer, x, residual, |y| y)
+            },
+            |layer, x| x.clone().slice([0..2, 0..9, 0..16]).repeat_dim(2, 2) + layer.forward(x),
+        ),
+    ];
+    let (input, weight, bias) = (random([2, 9, 24], 6), random([24, 32], 7), random([32], 8));
+    let loss_weights = random([2, 9, 32], 9);
+    for transposed in [false, true] {
+        for (name, kernel, reference) in cases {
+            let run = |f: fn(&Linear<Composed>, Tensor<Composed, 3>) -> Tensor<Composed, 3>| {
+                let layer = linear::<Composed>(&weight, Some(&bias), transposed);
+                let x = on::<Composed, 3>(&input).require_grad();
+                let output = f(&layer, x.clone());
+                let grads = (output.clone() * on::<Composed, 3>(&loss_weights))
+                    .sum()
+                    .backward();
+                let weight_grad = layer.weight.grad(&grads).unwrap();
+                let bias_grad = layer.bias.as_ref().unwrap().grad(&grads).unwrap();
+                (output, x.grad(&grads).unwrap(), weight_grad, bias_grad)
+            };
+            let (ours, theirs) = (run(kernel), run(reference));
+            let differences = [
+                relative_difference(ours.0, theirs.0),
+                relative_difference(Tensor::from_inner(ours.1), Tensor::from_inner(theirs.1)),
+                relative_difference(Tensor::from_inner(ours.2), Tensor::from_inner(theirs.2)),
+                relative_difference(
+                    Tensor::<Composed, 1>::from_inner(ours.3).unsqueeze::<3>(),
+                    Tensor::<Composed, 1>::from_inner(theirs.3).unsqueeze::<3>(),
+                ),
+            ];
+            for (what, difference) in ["output", "input grad", "weight grad", "bias grad"]
+                .iter()
+                .zip(differences)
+            {
+                assert!(
+                    difference < 1e-5,
+                    "{name} (transposed {transposed}) {what}: {difference:e}"
+                );
+            }
         }
     }
 }

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::DataLoader;
 use burn::prelude::Backend;
 use clap::{Args, Subcommand};
 use rayon::prelude::*;
 use serde::Serialize;
-use vidcls_datasets::batcher::VideoBatcher;
 use vidcls_datasets::dataset::{VideoDataset, VisualSource};
 use vidcls_datasets::frames::DEFAULT_MAX_FRAMES;
+use vidcls_datasets::loader::VideoLoader;
 use vidcls_datasets::synth::{SynthConfig, write_synthetic_dataset};
 use vidcls_datasets::tokenizer::TextEncoder;
 
@@ -74,7 +74,8 @@ struct DataBenchReport {
     cores: usize,
 }
 
-/// Iterates burn's multi-worker data loader over the dataset into device tensors.
+/// Iterates the training loader (`VideoLoader`: what `finetune` and `pretrain` feed their
+/// steps with) over the dataset into device tensors.
 struct LoaderThroughput {
     dataset: VideoDataset,
     pad_id: u32,
@@ -86,11 +87,13 @@ impl BackendTask for LoaderThroughput {
     type Output = f64;
 
     fn run<B: Backend>(self, device: B::Device) -> Result<f64> {
-        let loader = DataLoaderBuilder::<B, _, _>::new(VideoBatcher::new(self.pad_id))
-            .batch_size(self.batch_size)
-            .num_workers(self.workers)
-            .set_device(device)
-            .build(self.dataset);
+        let loader = VideoLoader::<B>::new(
+            self.dataset,
+            self.pad_id,
+            self.batch_size,
+            self.workers,
+            device,
+        );
         let start = Instant::now();
         let mut videos = 0;
         for batch in loader.iter() {
@@ -195,7 +198,7 @@ fn bench_data(args: &DataBenchArgs) -> Result<()> {
             report.cores, report.all_cores_videos_per_s
         );
         println!(
-            "  data loader ({} workers, batch {}, {:?}): {:.1} videos/s",
+            "  training loader ({} workers, batch {}, {:?}): {:.1} videos/s",
             report.cores, args.batch_size, args.device, report.loader_videos_per_s
         );
     }

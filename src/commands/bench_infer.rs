@@ -15,7 +15,7 @@ use vidcls_training::config::Preset;
 
 use super::flags;
 use super::preset::PresetArg;
-use crate::device::{BackendTask, DeviceKind, run_on};
+use crate::device::{BackendTask, DeviceKind, Precision, run_with_precision};
 
 /// The vocabulary of the benchmarked models: the reference BERT's.
 pub(super) const REFERENCE_VOCAB: usize = 21128;
@@ -78,6 +78,9 @@ pub struct InferBenchArgs {
     /// Also time the parts of the model (backbone, text layers, cross layers) separately.
     #[arg(long)]
     pub breakdown: bool,
+    /// Precision of the matrix products (see `vidcls predict --precision`).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 /// What `bench infer` measured.
@@ -85,6 +88,8 @@ pub struct InferBenchArgs {
 struct InferReport {
     preset: String,
     device: String,
+    /// The precision of the products as run (`bf16` is `f32` on CPUs without AVX512-BF16).
+    precision: &'static str,
     batch_size: usize,
     frames: usize,
     text_len: usize,
@@ -268,8 +273,9 @@ pub fn run(infer_args: &InferBenchArgs) -> Result<()> {
     let args = &infer_args.model;
     let config = args.model()?;
     let gflop_per_video = classifier_flops(&config, args.frames, args.text_len, true) / 1e9;
-    let (seconds, breakdown) = run_on(
+    let (seconds, breakdown) = run_with_precision(
         args.device,
+        infer_args.precision,
         InferBench {
             args: infer_args,
             config,
@@ -279,6 +285,7 @@ pub fn run(infer_args: &InferBenchArgs) -> Result<()> {
     let report = InferReport {
         preset: format!("{:?}", args.preset).to_lowercase(),
         device: format!("{:?}", args.device).to_lowercase(),
+        precision: infer_args.precision.effective().name(),
         batch_size: args.batch_size,
         frames: args.frames,
         text_len: args.text_len,
@@ -294,12 +301,13 @@ pub fn run(infer_args: &InferBenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} model, batch {}, {} frames, {} ids, {}: {:.3} s/batch, {:.3} videos/s, {:.1} GFLOP/s ({:.1} GFLOP/video)",
+            "{} model, batch {}, {} frames, {} ids, {}, {}: {:.3} s/batch, {:.3} videos/s, {:.1} GFLOP/s ({:.1} GFLOP/video)",
             report.preset,
             report.batch_size,
             report.frames,
             report.text_len,
             report.device,
+            report.precision,
             report.seconds_per_batch,
             report.videos_per_s,
             report.gflops_per_s,

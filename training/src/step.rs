@@ -100,11 +100,14 @@ impl<B: Backend> FinetuneModel<B> {
         inputs: &Inputs<B>,
         word_delta: Option<Tensor<B, 2>>,
     ) -> ClassificationOutput<B> {
-        let visual = self
-            .classifier
+        self.loss(inputs, self.visual_states(inputs), word_delta)
+    }
+
+    /// The visual stream's output (Swin + `video_dense`, or `video_dense` of features).
+    fn visual_states(&self, inputs: &Inputs<B>) -> Tensor<B, 3> {
+        self.classifier
             .encoder
-            .visual_states(inputs.inputs.visual.clone());
-        self.loss(inputs, visual, word_delta)
+            .visual_states(inputs.inputs.visual.clone())
     }
 }
 
@@ -120,14 +123,52 @@ impl<B: AutodiffBackend> FinetuneModel<B> {
             .grad(grads)
     }
 
-    /// Backward pass of an adversarial forward pass with `delta` (none: unperturbed).
+    /// Backward pass of an adversarial forward pass with `delta` (none: unperturbed) from the
+    /// shared visual states, and the gradient those states received.
     fn adversarial_backward(
         &self,
         inputs: &Inputs<B>,
+        visual: &SharedVisual<B>,
         delta: Option<&Tensor<B::InnerBackend, 2>>,
-    ) -> B::Gradients {
+    ) -> (B::Gradients, Option<Tensor<B::InnerBackend, 3>>) {
         let delta = delta.map(|delta| Tensor::from_inner(delta.clone()));
-        self.forward_loss(inputs, delta).loss.backward()
+        let grads = self
+            .loss(inputs, visual.leaf.clone(), delta)
+            .loss
+            .backward();
+        let visual_gradient = visual.leaf.grad(&grads);
+        (grads, visual_gradient)
+    }
+}
+
+/// The visual stream of a step with adversarial passes, computed once.
+///
+/// The perturbation touches only the word embeddings, so the visual stream's activations are
+/// the same in every pass of a step. Each pass starts from `leaf` (the states, detached), and
+/// the gradients the passes send into the states are summed and sent through the visual
+/// stream in one backward pass: the same gradients as one backward pass per forward pass
+/// (by linearity), without the repeated Swin forward and backward passes.
+struct SharedVisual<B: AutodiffBackend> {
+    /// The states with the visual stream's graph.
+    states: Tensor<B, 3>,
+    /// The same values, detached: where each pass starts.
+    leaf: Tensor<B, 3>,
+}
+
+impl<B: AutodiffBackend> SharedVisual<B> {
+    fn new(states: Tensor<B, 3>) -> Self {
+        let leaf = states.clone().detach().require_grad();
+        SharedVisual { states, leaf }
+    }
+
+    /// The visual stream's parameter gradients for the sum of the passes' `gradients` of the
+    /// states (none when no pass reached them, e.g. with no visual parameter to train).
+    fn backward(self, gradients: Vec<Tensor<B::InnerBackend, 3>>) -> Option<B::Gradients> {
+        let upstream = gradients
+            .into_iter()
+            .reduce(|sum, gradient| sum + gradient)?;
+        let surrogate = (self.states * Tensor::from_inner(upstream)).sum();
+        Some(surrogate.backward())
     }
 }
 
@@ -165,51 +206,57 @@ impl<B: AutodiffBackend> TrainStep for FinetuneModel<B> {
 
     fn step(&self, batch: VideoBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let inputs = Inputs::new(batch);
-        let output = self.forward_loss(&inputs, None);
+        if self.objective.adversarial == Adversarial::None {
+            let output = self.forward_loss(&inputs, None);
+            let grads = GradientsParams::from_grads(output.loss.backward(), self);
+            return TrainOutput {
+                grads,
+                item: output,
+            };
+        }
+        let visual = SharedVisual::new(self.visual_states(&inputs));
+        let output = self.loss(&inputs, visual.leaf.clone(), None);
         let grads = output.loss.backward();
-        let grads = match self.objective.adversarial {
-            Adversarial::None => GradientsParams::from_grads(grads, self),
-            Adversarial::Fgm { eps } => {
-                let step = self
-                    .word_gradient(&grads)
-                    .and_then(|g| normalized_step(g, eps));
-                let clean = GradientsParams::from_grads(grads, self);
-                match step {
-                    Some(delta) => {
-                        let attacked = self.adversarial_backward(&inputs, Some(&delta));
-                        self.sum(clean, GradientsParams::from_grads(attacked, self))
-                    }
-                    None => clean,
-                }
-            }
-            Adversarial::Pgd { steps, alpha, eps } => {
-                let mut gradient = self.word_gradient(&grads);
-                let clean = GradientsParams::from_grads(grads, self);
-                let mut delta: Option<Tensor<B::InnerBackend, 2>> = None;
-                let mut attacked = None;
-                for attack in 0..steps {
-                    if let Some(step) = gradient.take().and_then(|g| normalized_step(g, alpha)) {
-                        let moved = match delta.take() {
-                            Some(delta) => delta + step,
-                            None => step,
-                        };
-                        delta = Some(project(moved, eps));
-                    }
-                    let grads = self.adversarial_backward(&inputs, delta.as_ref());
-                    if attack + 1 < steps {
-                        gradient = self.word_gradient(&grads);
-                    } else {
-                        attacked = Some(GradientsParams::from_grads(grads, self));
-                    }
-                }
-                match attacked {
-                    Some(attacked) => self.sum(clean, attacked),
-                    None => clean,
-                }
-            }
+        let mut visual_gradients: Vec<_> = visual.leaf.grad(&grads).into_iter().collect();
+        let mut gradient = self.word_gradient(&grads);
+        let mut total = GradientsParams::from_grads(grads, self);
+        // FGM is one attack step of size eps with nothing to project; PGD takes `steps`, and
+        // only the last one's gradients are kept (the reference zeroes the others).
+        let (steps, alpha, eps) = match self.objective.adversarial {
+            Adversarial::Fgm { eps } => (1, eps, None),
+            Adversarial::Pgd { steps, alpha, eps } => (steps, alpha, Some(eps)),
+            Adversarial::None => unreachable!("handled above"),
         };
+        let mut delta: Option<Tensor<B::InnerBackend, 2>> = None;
+        for attack in 0..steps {
+            let step = gradient.take().and_then(|g| normalized_step(g, alpha));
+            match (step, eps) {
+                (Some(step), Some(eps)) => {
+                    let moved = match delta.take() {
+                        Some(delta) => delta + step,
+                        None => step,
+                    };
+                    delta = Some(project(moved, eps));
+                }
+                (Some(step), None) => delta = Some(step),
+                // FGM skips its attack when the gradient's norm is 0 (as the reference).
+                (None, None) => break,
+                (None, Some(_)) => {}
+            }
+            let (grads, visual_gradient) =
+                self.adversarial_backward(&inputs, &visual, delta.as_ref());
+            if attack + 1 < steps {
+                gradient = self.word_gradient(&grads);
+            } else {
+                visual_gradients.extend(visual_gradient);
+                total = self.sum(total, GradientsParams::from_grads(grads, self));
+            }
+        }
+        if let Some(grads) = visual.backward(visual_gradients) {
+            total = self.sum(total, GradientsParams::from_grads(grads, self));
+        }
         TrainOutput {
-            grads,
+            grads: total,
             item: output,
         }
     }

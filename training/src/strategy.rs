@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use burn::data::dataloader::{DataLoader, Progress};
@@ -423,7 +423,12 @@ where
                 }
             ));
             let mut iterator = loader.iter();
-            while let Some(batch) = iterator.next() {
+            let started = Instant::now();
+            let mut waited = Duration::ZERO;
+            loop {
+                let asked = Instant::now();
+                let Some(batch) = iterator.next() else { break };
+                waited += asked.elapsed();
                 for issue in &batch.issues {
                     // Once per run is enough: the same videos come back every epoch.
                     if reported.insert(issue.clone()) {
@@ -486,6 +491,12 @@ where
                 }
             }
             drop(iterator);
+            let elapsed = started.elapsed().as_secs_f64();
+            self.log(&format!(
+                "epoch {epoch}: the steps waited {:.1} s of {elapsed:.1} s for data ({:.1}%)",
+                waited.as_secs_f64(),
+                100.0 * waited.as_secs_f64() / elapsed.max(f64::EPSILON)
+            ));
             self.end_epoch(fit, processor)?;
         }
         Ok(false)

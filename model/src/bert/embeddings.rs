@@ -3,6 +3,8 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, La
 use burn::prelude::*;
 use burn::tensor::module::embedding;
 
+use crate::kernels;
+
 /// Configuration to create [`BertEmbeddings`].
 #[derive(Config, Debug)]
 pub struct BertEmbeddingsConfig {
@@ -107,6 +109,6 @@ impl<B: Backend> BertEmbeddings<B> {
             words = words + embedding(delta, input_ids);
         }
         let embeddings = words + positions + token_type;
-        self.dropout.forward(self.layer_norm.forward(embeddings))
+        kernels::dropout(&self.dropout, self.layer_norm.forward(embeddings))
     }
 }

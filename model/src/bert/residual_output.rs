@@ -62,7 +62,7 @@ impl<B: Backend> ResidualOutput<B> {
     /// - output: `[batch, seq_len, hidden_size]`
     pub fn forward(&self, hidden: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
         let summed = kernels::linear_residual(&self.dense, hidden, residual, |projected| {
-            self.dropout.forward(projected)
+            kernels::dropout(&self.dropout, projected)
         });
         self.layer_norm.forward(summed)
     }

@@ -28,3 +28,22 @@ impl RowKernel for BiasGelu<'_> {
         }
     }
 }
+
+/// `row <- row * gelu'(pre)`: the gradient of a GELU's input from that of its output, `pre`
+/// being the GELU's input (rows of `row_len` values, aligned with the rows processed).
+pub struct GeluGradient<'a> {
+    /// The GELU's input, all rows.
+    pub pre: &'a [f32],
+    /// Values per row.
+    pub row_len: usize,
+}
+
+impl RowKernel for GeluGradient<'_> {
+    #[inline(always)]
+    fn rows(&self, first_row: usize, rows: &mut [f32]) {
+        let pre = &self.pre[first_row * self.row_len..][..rows.len()];
+        for (gradient, &x) in rows.iter_mut().zip(pre) {
+            *gradient *= math::gelu_derivative(x);
+        }
+    }
+}

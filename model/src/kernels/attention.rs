@@ -144,7 +144,7 @@ fn composed_attention<B: Backend>(
     };
     let probs = softmax(scores, 3);
     let probs = match dropout {
-        Some(dropout) => dropout.forward(probs),
+        Some(layer) => super::dropout(layer, probs),
         None => probs,
     };
     probs

@@ -1,37 +1,65 @@
-//! Moving float tensors of a generic backend to the Flex backend's storage and back, so that
-//! the kernels of this module can work on Flex's buffers while models stay generic.
+//! Moving float tensors of a generic backend to the Flex backend's storage (or, in training,
+//! to `Autodiff<Flex>`'s tensors) and back, so that the kernels of this module can work on
+//! Flex's buffers while models stay generic.
 
 use std::any::{Any, TypeId};
 
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
-use burn_flex::{Flex, FlexTensor};
+use burn_flex::FlexTensor;
+
+use super::linear_training::TrainingTensor;
 
 /// `tensor` as an `f32` [`FlexTensor`] (of any layout) when `B` is the Flex backend; otherwise
 /// (another backend, Flex under autodiff, another dtype) `tensor` back, unchanged.
 pub fn to_flex<B: Backend, const D: usize>(
     tensor: Tensor<B, D>,
 ) -> Result<FlexTensor, Tensor<B, D>> {
-    if TypeId::of::<B>() != TypeId::of::<Flex>() || tensor.dtype() != DType::F32 {
+    to_primitive(tensor)
+}
+
+/// The tensor of backend `B` holding `tensor`; `B` must be Flex (as checked by [`to_flex`]).
+pub fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
+    from_primitive(tensor)
+}
+
+/// `tensor` as an `f32` tensor of `Autodiff<Flex>` (training on the CPU) when `B` is that
+/// backend; otherwise `tensor` back, unchanged.
+pub fn to_training<B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> Result<TrainingTensor, Tensor<B, D>> {
+    to_primitive(tensor)
+}
+
+/// The tensor of backend `B` holding `tensor`; `B` must be `Autodiff<Flex>` (as checked by
+/// [`to_training`]).
+pub fn from_training<B: Backend, const D: usize>(tensor: TrainingTensor) -> Tensor<B, D> {
+    from_primitive(tensor)
+}
+
+/// `tensor`'s float primitive when it is an `f32` tensor whose primitive type is `P`.
+fn to_primitive<P: 'static, B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> Result<P, Tensor<B, D>> {
+    if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<P>() || tensor.dtype() != DType::F32
+    {
         return Err(tensor);
     }
     match tensor.into_primitive() {
         TensorPrimitive::Float(primitive) => {
             let boxed: Box<dyn Any> = Box::new(primitive);
-            Ok(*boxed
-                .downcast::<FlexTensor>()
-                .expect("the float primitive of Flex is FlexTensor"))
+            Ok(*boxed.downcast::<P>().expect("the type was checked"))
         }
         quantized => Err(Tensor::from_primitive(quantized)),
     }
 }
 
-/// The tensor of backend `B` holding `tensor`; `B` must be Flex (as checked by [`to_flex`]).
-pub fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
-    let boxed: Box<dyn Any> = Box::new(tensor);
+/// The tensor of backend `B` whose float primitive is `primitive`.
+fn from_primitive<P: 'static, B: Backend, const D: usize>(primitive: P) -> Tensor<B, D> {
+    let boxed: Box<dyn Any> = Box::new(primitive);
     let primitive = *boxed
         .downcast::<B::FloatTensorPrimitive>()
-        .expect("from_flex is only called for the Flex backend");
+        .expect("the backend's float primitive is this type");
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 

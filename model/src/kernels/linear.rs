@@ -6,11 +6,15 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 
 use super::activation::BiasGelu;
-use super::flex::{contiguous, dims, from_flex, into_values, tensor_of, to_flex, values};
+use super::bf16_gemm::gemm_bf16;
+use super::flex::{
+    contiguous, dims, from_flex, from_training, into_values, tensor_of, to_flex, to_training,
+    values,
+};
+use super::linear_training;
+use super::matrix::{MatrixView, f32_gemm};
 use super::parallel::{RowKernel, for_row_groups};
-
-/// Below this many multiply-adds a product runs on one thread (as Burn's Flex backend does).
-const PARALLEL_WORK: usize = 192 * 192 * 192;
+use super::precision::MatmulPrecision;
 
 /// `layer.forward(input)`.
 ///
@@ -45,12 +49,12 @@ pub fn linear_residual<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     match to_flex(residual) {
         Ok(residual) => project(layer, input, Epilogue::Residual(residual)),
-        Err(residual) => residual + regularize(layer.forward(input)),
+        Err(residual) => residual + regularize(project(layer, input, Epilogue::None)),
     }
 }
 
 /// What happens to the product besides the bias.
-enum Epilogue {
+pub(super) enum Epilogue {
     None,
     Gelu,
     /// Added to a residual (a Flex tensor: only built on the Flex backend).
@@ -62,6 +66,21 @@ fn project<B: Backend, const D: usize>(
     input: Tensor<B, D>,
     epilogue: Epilogue,
 ) -> Tensor<B, D> {
+    let gelu = matches!(epilogue, Epilogue::Gelu);
+    let input = match (&epilogue, &layer.bias) {
+        (Epilogue::Residual(_), _) | (_, None) => input,
+        (_, Some(bias)) => match to_training(input) {
+            Ok(input) => {
+                let (Ok(weight), Ok(bias)) =
+                    (to_training(layer.weight.val()), to_training(bias.val()))
+                else {
+                    unreachable!("an Autodiff<Flex> module's parameters are its tensors")
+                };
+                return from_training(linear_training::linear(input, weight, bias, gelu));
+            }
+            Err(input) => input,
+        },
+    };
     let flex = to_flex(input).and_then(|input| match to_flex(layer.weight.val()) {
         Ok(weight) => Ok((input, weight)),
         Err(_) => Err(from_flex(input)),
@@ -90,7 +109,7 @@ fn project<B: Backend, const D: usize>(
 
 /// `input [.., k] x weight [k, n] (+ bias [n])` and the epilogue. The weight may be a strided
 /// view (e.g. a transposed PyTorch weight): the matrix product reads it in place.
-fn flex_linear(
+pub(super) fn flex_linear(
     input: FlexTensor,
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
@@ -151,42 +170,28 @@ fn flex_linear(
         }
         _ => (vec![0.0f32; m * n], false),
     };
-    let strides = weight.layout().strides();
-    let weight_values: &[f32] = weight.storage();
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: `output` is `m x n` row-major, `input` `m x k` row-major, and the weight's
-    // pointer, row stride and column stride describe its `k x n` view inside its storage.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            output.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            values(&input).as_ptr(),
-            1,
-            k as isize,
-            weight_values.as_ptr().add(weight.layout().start_offset()),
-            strides[1],
-            strides[0],
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    let input = MatrixView::row_major(values(&input), k);
+    let weight = weight_view(weight);
+    let bf16 = MatmulPrecision::current().effective() == MatmulPrecision::Bf16
+        && gemm_bf16((m, n, k), input.values, &weight, &mut output, accumulate);
+    if !bf16 {
+        f32_gemm((m, n, k), &input, &weight, &mut output, accumulate);
     }
     if gelu {
         for_row_groups(&mut output, n, &BiasGelu { bias });
     }
     tensor_of(output, shape)
+}
+
+/// A weight (`[k, n]`, possibly a strided view) as a matrix view of its storage.
+pub(super) fn weight_view(weight: &FlexTensor) -> MatrixView<'_> {
+    let strides = weight.layout().strides();
+    MatrixView {
+        values: weight.storage(),
+        offset: weight.layout().start_offset(),
+        row_stride: strides[0],
+        column_stride: strides[1],
+    }
 }
 
 /// Puts `row` into every row (`add`: adds it).

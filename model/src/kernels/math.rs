@@ -52,6 +52,15 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// The derivative of the erf GELU, `Φ(x) + x φ(x)` (the normal distribution's CDF and density).
+#[inline(always)]
+pub fn gelu_derivative(x: f32) -> f32 {
+    // 1 / sqrt(2 pi)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +124,18 @@ mod tests {
             })
             .fold(0.0, f64::max);
         assert!(worst < 2e-6, "max |gelu error| {worst}");
+    }
+
+    #[test]
+    fn gelu_derivative_matches_the_exact_definition() {
+        let worst = grid()
+            .map(|x| {
+                let x64 = x as f64;
+                let cdf = 0.5 * (1.0 + erf_f64(x64 / std::f64::consts::SQRT_2));
+                let pdf = (-0.5 * x64 * x64).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                (gelu_derivative(x) as f64 - (cdf + x64 * pdf)).abs()
+            })
+            .fold(0.0, f64::max);
+        assert!(worst < 2e-6, "max |gelu' error| {worst}");
     }
 }

@@ -12,10 +12,17 @@
 
 mod activation;
 mod attention;
+mod bf16_gemm;
+mod dropout;
 mod flex;
 mod linear;
+mod linear_training;
 mod math;
+mod matrix;
 mod parallel;
+mod precision;
 
 pub use attention::{AttentionInput, attention};
+pub use dropout::dropout;
 pub use linear::{linear, linear_gelu, linear_residual};
+pub use precision::MatmulPrecision;

@@ -2,6 +2,7 @@ use burn::nn::{Dropout, Linear};
 use burn::prelude::*;
 
 use super::{VideoTextEncoder, VisualInput};
+use crate::kernels;
 
 /// The fine-tuning model: [`VideoTextEncoder`], dropout on the pooled output, and a linear
 /// classifier.
@@ -43,6 +44,7 @@ impl<B: Backend> VideoClassifier<B> {
     /// - pooled: `[batch, hidden_size]`
     /// - output: `[batch, num_classes]`
     pub fn classify(&self, pooled: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.classifier.forward(self.dropout.forward(pooled))
+        self.classifier
+            .forward(kernels::dropout(&self.dropout, pooled))
     }
 }

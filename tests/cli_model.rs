@@ -204,7 +204,7 @@ fn predict_reproduces_the_reference_in_annotation_order() {
 
 /// `predict --precision bf16` against the reference's f32 logits: the same class for every
 /// video, and logits no further from f32 than PyTorch's own bf16 autocast's
-/// (`logits_bf16.npy`, 0.136 at most on these videos, where it changes a class); where the
+/// (`logits_bf16.npy`, 0.136 at most on these videos, where it changes 2 of 12 classes); where the
 /// CPU has AVX512-BF16, really computed in bf16 (not the f32 path).
 #[test]
 fn predict_in_bf16_keeps_the_reference_classes() {

@@ -2,8 +2,11 @@
 //!
 //! Each function takes and returns tensors of any backend. On the Flex backend (CPU inference)
 //! it runs one fused, vectorized (AVX-512 or AVX2 where the CPU has them), multi-threaded pass
-//! over Flex's buffers; on every other backend (CUDA, and autodiff for training) it is the
-//! composition of Burn operations that it replaces, so results agree up to rounding.
+//! over Flex's buffers. Under training on the CPU (`Autodiff<Flex>`), the linear kernels run
+//! the same forward pass with a backward pass of their own (`linear_training`) and dropout
+//! draws its mask in parallel (`dropout`); everywhere else (CUDA, attention under training)
+//! a function is the composition of Burn operations that it replaces, so results agree up to
+//! rounding. `MatmulPrecision` chooses bf16 products for the linear layers on the CPU.
 //!
 //! Why: on Burn's Flex backend the erf GELU is scalar `libm` calls, a linear layer's bias is a
 //! second pass, attention is a dozen passes (head split and merge copies, scale, mask,

@@ -19,5 +19,7 @@ rust, python = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 ratio = rust["per_core_videos_per_s"] / python["videos_per_s"]
 print(f"per-core ratio vidcls/python: {ratio:.2f}x "
       f"({rust['per_core_videos_per_s']:.1f} vs {python['videos_per_s']:.1f} videos/s); "
-      f"all {rust['cores']} cores: {rust['all_cores_videos_per_s']:.1f} videos/s")
+      f"all {rust['cores']} cores: {rust['all_cores_videos_per_s']:.1f} videos/s; "
+      f"training loader: {rust['loader_videos_per_s']:.1f} videos/s "
+      f"({100 * rust['loader_share']:.0f}% of all cores)")
 PY

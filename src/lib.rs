@@ -7,6 +7,7 @@ mod commands;
 mod device;
 mod flops;
 mod issues;
+pub mod memory;
 mod progress;
 
 use clap::{Parser, Subcommand};

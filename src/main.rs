@@ -5,8 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use vidcls::Cli;
 
+/// Freed large blocks are kept for reuse: see [`vidcls::memory`].
+#[global_allocator]
+static ALLOCATOR: vidcls::memory::ReusingAllocator = vidcls::memory::ReusingAllocator;
+
 fn main() -> ExitCode {
-    keep_freed_memory();
+    vidcls::memory::keep_freed_memory();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
         .init();
@@ -17,22 +21,6 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Makes glibc's malloc keep freed buffers of up to 32 MiB (its largest setting) in the heap
-/// and never give the heap's top back to the system, instead of returning every buffer over
-/// 128 KiB-32 MiB to the kernel, which zeroes its pages again on the next use: a training step
-/// frees and reallocates most of its tensors, and the kernel's page clearing took about a
-/// fifth of a seed-size step. Measured: 7% faster seed FGM steps, 11% faster tiny ones
-/// (`vidcls bench train`); inference unchanged. Other allocators (jemalloc) measured slower.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes malloc's thresholds; it is called before any other thread
-    // exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
 

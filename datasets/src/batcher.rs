@@ -47,19 +47,34 @@ impl VideoBatcher {
     }
 }
 
-impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
-    fn batch(&self, items: Vec<VideoItem>, device: &B::Device) -> VideoBatch<B> {
+impl VideoBatcher {
+    /// Batches `items` whose visual values are already laid out, video after video, in
+    /// `visual` (each item's own `visual.values` is not read): the training loader writes
+    /// them there as it preprocesses, so that a batch is never copied again.
+    ///
+    /// # Panics
+    /// If `visual` does not hold `max_frames * values_per_frame` values per item.
+    pub fn batch_with_visual<B: Backend>(
+        &self,
+        items: Vec<VideoItem>,
+        visual: Vec<f32>,
+        device: &B::Device,
+    ) -> VideoBatch<B> {
         let batch_size = items.len();
         let frames = items.first().map_or(0, |item| item.visual.frame_mask.len());
         let per_frame = items.first().map_or(0, |item| item.visual.values_per_frame);
         let frame_side = items.first().and_then(|item| item.visual.frame_side);
+        assert_eq!(
+            visual.len(),
+            batch_size * frames * per_frame,
+            "a batch's visual values do not match its videos"
+        );
         let text_len = items
             .iter()
             .map(|item| item.input_ids.len())
             .max()
             .unwrap_or(0);
 
-        let mut values = Vec::with_capacity(batch_size * frames * per_frame);
         let mut frame_mask = Vec::with_capacity(batch_size * frames);
         let mut input_ids = Vec::with_capacity(batch_size * text_len);
         let mut attention_mask = Vec::with_capacity(batch_size * text_len);
@@ -67,7 +82,6 @@ impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
         let mut ids = Vec::with_capacity(batch_size);
         let mut issues = Vec::new();
         for item in items {
-            values.extend_from_slice(&item.visual.values);
             frame_mask.extend(item.visual.frame_mask.iter().map(|&m| m as i64));
             let padding = text_len - item.input_ids.len();
             input_ids.extend(item.input_ids.iter().map(|&id| id as i64));
@@ -79,7 +93,7 @@ impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
             issues.extend(item.issues);
         }
 
-        let visual_data = |shape: Vec<usize>| TensorData::new(values, shape);
+        let visual_data = |shape: Vec<usize>| TensorData::new(visual, shape);
         let visual = if let Some(side) = frame_side {
             VisualBatch::Frames(Tensor::from_data(
                 visual_data(vec![batch_size, frames, 3, side, side]),
@@ -104,6 +118,17 @@ impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
             ids,
             issues,
         }
+    }
+}
+
+impl<B: Backend> Batcher<B, VideoItem, VideoBatch<B>> for VideoBatcher {
+    fn batch(&self, items: Vec<VideoItem>, device: &B::Device) -> VideoBatch<B> {
+        let mut visual =
+            Vec::with_capacity(items.iter().map(|item| item.visual.values.len()).sum());
+        for item in &items {
+            visual.extend_from_slice(&item.visual.values);
+        }
+        self.batch_with_visual(items, visual, device)
     }
 }
 

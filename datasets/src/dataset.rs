@@ -189,7 +189,7 @@ impl VideoDataset {
 
     /// The same videos, each one's visual input kept in memory once loaded, so that later
     /// epochs skip decoding (views made from this dataset share the memory). Meant for small
-    /// inputs: see [`visual_bytes_per_video`](Self::visual_bytes_per_video).
+    /// inputs: see [`visual_values_per_video`](Self::visual_values_per_video).
     pub fn with_visual_cache(self) -> Self {
         VideoDataset {
             visual_cache: Some(Arc::default()),
@@ -197,19 +197,19 @@ impl VideoDataset {
         }
     }
 
-    /// Bytes of one video's visual input as the model takes it (frames at the configured
-    /// size, or features of `feature_dim` values).
-    pub fn visual_bytes_per_video(&self, feature_dim: usize) -> usize {
+    /// Values (f32) of one video's visual input as the model takes it: `max_frames` slots of
+    /// frames at the configured size, or of feature rows.
+    pub fn visual_values_per_video(&self) -> usize {
         let per_frame = self
             .visual
             .iter()
             .map(|(_, source)| match source {
                 VisualSource::Frames(_) => 3 * self.frame_side * self.frame_side,
-                VisualSource::Features(_) => feature_dim,
+                VisualSource::Features(reader) => reader.dim(),
             })
             .max()
             .unwrap_or(0);
-        self.max_frames * per_frame * std::mem::size_of::<f32>()
+        self.max_frames * per_frame
     }
 
     /// The items `start..end` of this dataset (of its view, if it is one), as a view.

@@ -46,6 +46,11 @@ impl FeatureReader {
         &self.path
     }
 
+    /// Values per feature row.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Loads the selected feature rows of one video into `[max_frames, dim]`.
     ///
     /// A missing entry or a malformed array is recorded in the sample's `issues`.

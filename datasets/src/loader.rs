@@ -1,16 +1,16 @@
 //! A deterministic, prefetching burn [`DataLoader`] over a [`VideoDataset`]: batches come in
 //! the dataset's order (a training epoch's shuffled order is a view of the dataset, see
 //! [`VideoDataset::select`]), the videos of a few batches at a time are preprocessed in
-//! parallel on a worker pool, and two background threads (preprocessing, batching) keep a few
-//! batches ready while the model works on the current one.
+//! parallel on a worker pool, written straight into the batches' buffers, and a background
+//! thread keeps a few batches ready while the model works on the current one.
 //!
 //! Unlike burn's multi-threaded loader, the order never depends on thread timing, so a run is
 //! reproducible and can resume in the middle of an epoch ([`DataLoader::slice`]).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
@@ -89,16 +89,64 @@ impl<B: Backend> VideoLoader<B> {
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }
+
+    /// The batches of the videos `range` (whole batches, the last one possibly smaller), with
+    /// their video counts, preprocessed in one parallel pass.
+    fn preprocess_window(&self, range: Range<usize>) -> Vec<(VideoBatch<B>, usize)> {
+        let per_video = self.dataset.visual_values_per_video();
+        let starts: Vec<usize> = range.clone().step_by(self.batch_size).collect();
+        let mut buffers: Vec<Vec<f32>> = starts
+            .iter()
+            .map(|&start| vec![0.0; (range.end - start).min(self.batch_size) * per_video])
+            .collect();
+        let slots: Vec<&mut [f32]> = buffers
+            .iter_mut()
+            .zip(&starts)
+            .flat_map(|(buffer, &start)| {
+                split_slots(buffer, per_video, (range.end - start).min(self.batch_size))
+            })
+            .collect();
+        let mut items: Vec<VideoItem> = self.workers.install(|| {
+            range
+                .clone()
+                .into_par_iter()
+                .zip(slots)
+                .map(|(index, slot)| {
+                    let mut item = self.dataset.get(index).expect("an index of the dataset");
+                    let values = std::mem::take(&mut item.visual.values);
+                    assert_eq!(
+                        values.len(),
+                        slot.len(),
+                        "video {}: its visual input does not have the dataset's size",
+                        item.id
+                    );
+                    slot.copy_from_slice(&values);
+                    item
+                })
+                .collect()
+        });
+        buffers
+            .into_iter()
+            .map(|visual| {
+                let rest = items.split_off(self.batch_size.min(items.len()));
+                let batch = std::mem::replace(&mut items, rest);
+                let count = batch.len();
+                (
+                    self.batcher.batch_with_visual(batch, visual, &self.device),
+                    count,
+                )
+            })
+            .collect()
+    }
 }
 
 impl<B: Backend> DataLoader<B, VideoBatch<B>> for VideoLoader<B> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<VideoBatch<B>> + 'a> {
-        // Two stages on their own threads: preprocessing (on the worker pool) and batching
-        // (stacking the videos into tensors on the device), so that the pool preprocesses the
-        // next videos while a batch is stacked. Each parallel pass preprocesses
-        // `WINDOW_BATCHES` batches, so that rayon balances the videos' uneven costs over more
-        // of them than one batch holds.
-        let (items_sender, items_receiver) = sync_channel::<Vec<VideoItem>>(AHEAD);
+        // One thread drives the worker pool: each parallel pass preprocesses `WINDOW_BATCHES`
+        // batches (so that rayon balances the videos' uneven costs over more of them than one
+        // batch holds), and each worker writes its video's visual values straight into the
+        // batch's buffer while they are still in its cache; the batches are then only wrapped
+        // into tensors (no copy) and queued while the pool preprocesses the next window.
         let (sender, receiver) = sync_channel(AHEAD);
         let loader = self.clone();
         std::thread::Builder::new()
@@ -107,35 +155,10 @@ impl<B: Backend> DataLoader<B, VideoBatch<B>> for VideoLoader<B> {
                 let len = loader.dataset.len();
                 let window = loader.batch_size * WINDOW_BATCHES;
                 for start in (0..len).step_by(window) {
-                    let end = (start + window).min(len);
-                    let mut items: Vec<Option<VideoItem>> = loader.workers.install(|| {
-                        (start..end)
-                            .into_par_iter()
-                            .map(|index| loader.dataset.get(index))
-                            .collect()
-                    });
-                    while !items.is_empty() {
-                        let rest = items.split_off(loader.batch_size.min(items.len()));
-                        let batch = std::mem::replace(&mut items, rest);
-                        if items_sender
-                            .send(batch.into_iter().flatten().collect())
-                            .is_err()
-                        {
+                    for batch in loader.preprocess_window(start..(start + window).min(len)) {
+                        if sender.send(batch).is_err() {
                             return;
                         }
-                    }
-                }
-            })
-            .expect("a thread for the data loader");
-        let batcher = self.batcher;
-        let device = self.device.clone();
-        std::thread::Builder::new()
-            .name("vidcls-batcher".into())
-            .spawn(move || {
-                for items in items_receiver {
-                    let count = items.len();
-                    if sender.send((batcher.batch(items, &device), count)).is_err() {
-                        break;
                     }
                 }
             })
@@ -163,6 +186,16 @@ impl<B: Backend> DataLoader<B, VideoBatch<B>> for VideoLoader<B> {
             ..self.clone()
         })
     }
+}
+
+/// `buffer` cut into `count` consecutive slots of `per_video` values.
+fn split_slots(buffer: &mut [f32], per_video: usize, count: usize) -> Vec<&mut [f32]> {
+    if per_video == 0 {
+        return std::iter::repeat_with(<&mut [f32]>::default)
+            .take(count)
+            .collect();
+    }
+    buffer.chunks_mut(per_video).collect()
 }
 
 /// The batches of one pass over a [`VideoLoader`].

@@ -268,3 +268,82 @@ fn attention_rejects_a_bias_that_does_not_broadcast() {
     // 12 windows cannot repeat a bias of 5.
     check_attention(12, 9, 9, 2, 32, Some([5, 2, 9, 9]), true);
 }
+
+#[test]
+fn adam_steps_equal_burns_composition_bit_for_bit() {
+    // Not a multiple of the kernel's chunk; second moments positive, as they are in training.
+    let len = 70_003;
+    let (param, grad) = (random([len], 11), random([len], 12));
+    let exp_avg = random([len], 13);
+    let exp_avg_sq = Tensor::<Fused, 1>::from_data(random([len], 14), &Default::default())
+        .powi_scalar(2)
+        .into_data();
+    let bert_adam = kernels::AdamArithmetic {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-6,
+        lr: 5e-5,
+        decay: 0.01,
+        bias_correction: None,
+    };
+    let cases = [
+        (bert_adam, true),
+        (bert_adam, false),
+        (
+            kernels::AdamArithmetic {
+                decay: 0.0,
+                ..bert_adam
+            },
+            true,
+        ),
+        (
+            kernels::AdamArithmetic {
+                bias_correction: Some((1.0 - 0.9f64.powi(3), 1.0 - 0.999f64.powi(3))),
+                ..bert_adam
+            },
+            true,
+        ),
+    ];
+    for (arithmetic, with_moments) in cases {
+        let step = |moments: Option<(TensorData, TensorData)>| {
+            (
+                kernels::adam_step::<Fused>(
+                    &arithmetic,
+                    on(&param),
+                    on(&grad),
+                    moments.as_ref().map(|(m, v)| (on(m), on(v))),
+                ),
+                kernels::adam_step::<Composed>(
+                    &arithmetic,
+                    on(&param),
+                    on(&grad),
+                    moments.as_ref().map(|(m, v)| (on(m), on(v))),
+                ),
+            )
+        };
+        let (fused, composed) = step(with_moments.then(|| (exp_avg.clone(), exp_avg_sq.clone())));
+        for (fused, composed) in [
+            (fused.param, composed.param),
+            (fused.exp_avg, composed.exp_avg),
+            (fused.exp_avg_sq, composed.exp_avg_sq),
+        ] {
+            assert_eq!(
+                fused.into_data().to_vec::<f32>().unwrap(),
+                composed.into_data().to_vec::<f32>().unwrap(),
+                "{arithmetic:?}, moments: {with_moments}"
+            );
+        }
+    }
+}
+
+#[test]
+fn weighted_sums_equal_burns_composition_bit_for_bit() {
+    let (a, b) = (random([3, 70_001], 21), random([3, 70_001], 22));
+    let fused = kernels::weighted_sum::<Fused, 2>(on(&a), 0.999, on(&b), 1.0 - 0.999);
+    let composed = kernels::weighted_sum::<Composed, 2>(on(&a), 0.999, on(&b), 1.0 - 0.999);
+    assert_eq!(fused.dims(), [3, 70_001]);
+    assert_eq!(
+        fused.into_data().to_vec::<f32>().unwrap(),
+        composed.into_data().to_vec::<f32>().unwrap()
+    );
+}

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use vidcls_model::kernels::weighted_sum;
 use vidcls_model::loader::reference_parameter_names;
 
 /// The shadow weights, by reference parameter name, flattened.
@@ -124,7 +125,7 @@ impl<B: Backend> ModuleVisitor<B> for Updater<'_, B> {
             return;
         };
         let value = param.val().flatten::<1>(0, D - 1);
-        *shadow = shadow.clone().mul_scalar(decay) + value.mul_scalar(1.0 - decay);
+        *shadow = weighted_sum(shadow.clone(), decay, value, 1.0 - decay);
     }
 }
 

@@ -72,18 +72,14 @@ pub fn finetune<B: Backend>(job: FinetuneJob, device: &B::Device) -> Result<RunS
     let resume_point = resume_point::<B>(&job.run_dir, job.resume, device)?;
 
     // The data: split, resampling; small visual inputs stay in memory after the first epoch.
-    let feature_dim = job.config.model.encoder.swin.num_features();
-    let labeled = cache_visual(job.labeled, feature_dim);
+    let labeled = cache_visual(job.labeled);
     let labels = labeled
         .labels()
         .context("the training annotations have no labels")?
         .to_vec();
     ensure!(!labels.is_empty(), "no labeled videos to train on");
     let (train, validation) = match job.validation {
-        Validation::Dataset(dataset) => (
-            (0..labels.len()).collect(),
-            Some(cache_visual(dataset, feature_dim)),
-        ),
+        Validation::Dataset(dataset) => ((0..labels.len()).collect(), Some(cache_visual(dataset))),
         Validation::Split if training.val_ratio > 0.0 => {
             let split = stratified_split(&labels, training.val_ratio, training.split_seed);
             let validation = labeled.select(split.validation);

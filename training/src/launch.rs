@@ -143,8 +143,8 @@ pub fn resume_point<B: Backend>(
 
 /// The dataset with its visual inputs kept in memory after the first epoch, if they fit in
 /// [`VISUAL_CACHE_BYTES`].
-pub fn cache_visual(dataset: VideoDataset, feature_dim: usize) -> VideoDataset {
-    let bytes = dataset.visual_bytes_per_video(feature_dim) * dataset.len();
+pub fn cache_visual(dataset: VideoDataset) -> VideoDataset {
+    let bytes = dataset.visual_values_per_video() * std::mem::size_of::<f32>() * dataset.len();
     if bytes <= VISUAL_CACHE_BYTES {
         dataset.with_visual_cache()
     } else {

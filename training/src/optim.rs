@@ -13,6 +13,7 @@ use burn::optim::{GradientsParams, LearningRate, MultiGradientsParams, Optimizer
 use burn::prelude::*;
 use burn::tensor::Device;
 use burn::tensor::backend::AutodiffBackend;
+use vidcls_model::kernels::{AdamArithmetic, AdamTensors, adam_step};
 use vidcls_model::loader::reference_parameter_names;
 
 use crate::config::{OptimizerKind, TrainingConfig};
@@ -160,45 +161,29 @@ impl<B: AutodiffBackend> AdamOptimizer<B> {
         let param = param.reshape([numel]);
         let grad = grad.reshape([numel]);
         let mut state = self.state();
-        let (exp_avg, exp_avg_sq) = match state.moments.remove(name) {
-            Some(Moments {
-                exp_avg,
-                exp_avg_sq,
-            }) => (
-                exp_avg.mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1),
-                exp_avg_sq.mul_scalar(beta2) + grad.clone().mul(grad).mul_scalar(1.0 - beta2),
-            ),
-            None => (
-                grad.clone().mul_scalar(1.0 - beta1),
-                grad.clone().mul(grad).mul_scalar(1.0 - beta2),
-            ),
-        };
-        let decay = if decays(name) { weight_decay } else { 0.0 };
-        let updated = match kind {
-            OptimizerKind::BertAdam => {
-                let mut update = exp_avg.clone() / (exp_avg_sq.clone().sqrt().add_scalar(eps));
-                if decay > 0.0 {
-                    update = update + param.clone().mul_scalar(decay);
+        let arithmetic = AdamArithmetic {
+            beta1,
+            beta2,
+            eps,
+            lr,
+            decay: if decays(name) { weight_decay } else { 0.0 },
+            bias_correction: match kind {
+                OptimizerKind::BertAdam => None,
+                OptimizerKind::AdamW => {
+                    let t = state.steps as i32;
+                    Some((1.0 - beta1.powi(t), 1.0 - beta2.powi(t)))
                 }
-                param - update.mul_scalar(lr)
-            }
-            OptimizerKind::AdamW => {
-                let t = state.steps as i32;
-                let correction1 = 1.0 - beta1.powi(t);
-                let correction2 = 1.0 - beta2.powi(t);
-                let decayed = if decay > 0.0 {
-                    param.clone().mul_scalar(1.0 - lr * decay)
-                } else {
-                    param
-                };
-                let denominator = exp_avg_sq
-                    .clone()
-                    .div_scalar(correction2)
-                    .sqrt()
-                    .add_scalar(eps);
-                decayed - (exp_avg.clone() / denominator).mul_scalar(lr / correction1)
-            }
+            },
         };
+        let moments = state
+            .moments
+            .remove(name)
+            .map(|moments| (moments.exp_avg, moments.exp_avg_sq));
+        let AdamTensors {
+            param: updated,
+            exp_avg,
+            exp_avg_sq,
+        } = adam_step(&arithmetic, param, grad, moments);
         state.moments.insert(
             name.to_string(),
             Moments {

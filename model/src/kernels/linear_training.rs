@@ -43,8 +43,10 @@ pub fn linear(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
+            // Contiguous once: the product reads it and the backward pass keeps it.
+            let input = contiguous(input.primitive);
             let pre = flex_linear(
-                input.primitive.clone(),
+                input.clone(),
                 &weight.primitive,
                 Some(&contiguous(bias.primitive)),
                 Epilogue::None,
@@ -62,7 +64,7 @@ pub fn linear(
                 (pre, None)
             };
             let state = LinearState {
-                input: contiguous(input.primitive),
+                input,
                 weight: weight.primitive,
                 pre,
             };

@@ -7,6 +7,8 @@
 //! draws its mask in parallel (`dropout`); everywhere else (CUDA, attention under training)
 //! a function is the composition of Burn operations that it replaces, so results agree up to
 //! rounding. `MatmulPrecision` chooses bf16 products for the linear layers on the CPU.
+//! `adam_step` (the optimizer's element-wise arithmetic) and `weighted_sum` (the weights'
+//! moving average) are one pass each, with exactly the results of Burn's composition.
 //!
 //! Why: on Burn's Flex backend the erf GELU is scalar `libm` calls, a linear layer's bias is a
 //! second pass, attention is a dozen passes (head split and merge copies, scale, mask,
@@ -14,6 +16,7 @@
 //! about as long as the seed model's large matrix products.
 
 mod activation;
+mod adam;
 mod attention;
 mod bf16_gemm;
 mod dropout;
@@ -24,8 +27,11 @@ mod math;
 mod matrix;
 mod parallel;
 mod precision;
+mod weighted_sum;
 
+pub use adam::{AdamArithmetic, AdamTensors, adam_step};
 pub use attention::{AttentionInput, attention};
 pub use dropout::dropout;
 pub use linear::{linear, linear_gelu, linear_residual};
 pub use precision::MatmulPrecision;
+pub use weighted_sum::weighted_sum;

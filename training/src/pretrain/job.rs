@@ -84,8 +84,7 @@ pub fn pretrain<B: Backend>(job: PretrainJob, device: &B::Device) -> Result<RunS
         .map_err(|message| anyhow::anyhow!("invalid training configuration: {message}"))?;
     let resume_point = resume_point::<B>(&job.run_dir, job.resume, device)?;
 
-    let feature_dim = job.config.model.encoder.swin.num_features();
-    let videos = cache_visual(job.videos, feature_dim);
+    let videos = cache_visual(job.videos);
     ensure!(!videos.is_empty(), "no videos to pre-train on");
     let (train, held_out) = split_videos(
         videos.len(),

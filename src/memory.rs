@@ -60,11 +60,16 @@ impl KeptBlocks {
         let index = self.blocks[..self.len]
             .iter()
             .rposition(|&(_, size, align)| size == layout.size() && align == layout.align())?;
-        let (address, size, _) = self.blocks[index];
+        Some(self.remove(index).0 as *mut u8)
+    }
+
+    /// Removes and returns block `index`: `(address, size, alignment)`.
+    fn remove(&mut self, index: usize) -> (usize, usize, usize) {
+        let block = self.blocks[index];
         self.blocks.copy_within(index + 1..self.len, index);
         self.len -= 1;
-        self.bytes -= size;
-        Some(address as *mut u8)
+        self.bytes -= block.1;
+        block
     }
 
     /// Keeps a freed block; returns the blocks given up to make room for it (it may be one of
@@ -76,10 +81,7 @@ impl KeptBlocks {
             return evicted;
         }
         while self.len == SLOTS || self.bytes + layout.size() > MAX_KEPT_BYTES {
-            let (address, size, align) = self.blocks[0];
-            self.blocks.copy_within(1..self.len, 0);
-            self.len -= 1;
-            self.bytes -= size;
+            let (address, size, align) = self.remove(0);
             // SAFETY: the block was kept with this (valid) layout.
             evicted.push(address as *mut u8, unsafe {
                 Layout::from_size_align_unchecked(size, align)

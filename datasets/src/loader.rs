@@ -94,17 +94,19 @@ impl<B: Backend> VideoLoader<B> {
     /// their video counts, preprocessed in one parallel pass.
     fn preprocess_window(&self, range: Range<usize>) -> Vec<(VideoBatch<B>, usize)> {
         let per_video = self.dataset.visual_values_per_video();
-        let starts: Vec<usize> = range.clone().step_by(self.batch_size).collect();
-        let mut buffers: Vec<Vec<f32>> = starts
+        let sizes: Vec<usize> = range
+            .clone()
+            .step_by(self.batch_size)
+            .map(|start| (range.end - start).min(self.batch_size))
+            .collect();
+        let mut buffers: Vec<Vec<f32>> = sizes
             .iter()
-            .map(|&start| vec![0.0; (range.end - start).min(self.batch_size) * per_video])
+            .map(|&size| vec![0.0; size * per_video])
             .collect();
         let slots: Vec<&mut [f32]> = buffers
             .iter_mut()
-            .zip(&starts)
-            .flat_map(|(buffer, &start)| {
-                split_slots(buffer, per_video, (range.end - start).min(self.batch_size))
-            })
+            .zip(&sizes)
+            .flat_map(|(buffer, &size)| split_slots(buffer, per_video, size))
             .collect();
         let mut items: Vec<VideoItem> = self.workers.install(|| {
             range
@@ -127,13 +129,13 @@ impl<B: Backend> VideoLoader<B> {
         });
         buffers
             .into_iter()
-            .map(|visual| {
-                let rest = items.split_off(self.batch_size.min(items.len()));
+            .zip(sizes)
+            .map(|(visual, size)| {
+                let rest = items.split_off(size);
                 let batch = std::mem::replace(&mut items, rest);
-                let count = batch.len();
                 (
                     self.batcher.batch_with_visual(batch, visual, &self.device),
-                    count,
+                    size,
                 )
             })
             .collect()

@@ -10,10 +10,8 @@
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::flex::{contiguous, from_flex, tensor_of, to_flex, values};
-
-/// Values per parallel task.
-const CHUNK: usize = 1 << 16;
+use super::flex::{contiguous, from_flex, from_flex_or_unchanged, tensor_of, to_flex, values};
+use super::parallel::TASK_VALUES;
 
 /// The hyper-parameters of one Adam step of one parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,7 +62,7 @@ pub fn adam_step<B: Backend>(
             flex_adam_step(arithmetic, param, grad, Some((m, v)))
         }
         (param, grad, moments) => {
-            let tensor = |flex: Result<_, Tensor<B, 1>>| flex.map_or_else(|t| t, from_flex);
+            let tensor = from_flex_or_unchanged;
             let moments = moments.map(|(m, v)| (tensor(m), tensor(v)));
             composed_adam_step(arithmetic, tensor(param), tensor(grad), moments)
         }
@@ -152,30 +150,35 @@ fn flex_adam_step<B: Backend>(
     };
     let old = moments.as_ref().map(|(m, v)| (values(m), values(v)));
     let (p, g) = (values(&param), values(&grad));
+    // The rule's scalars: BertAdam's decay, or AdamW's kept fraction, second correction and
+    // step size.
+    let decay_f32 = (decay > 0.0).then_some(decay as f32);
+    let adamw = bias_correction.map(|(correction1, correction2)| {
+        let keep = (decay > 0.0).then_some((1.0 - lr * decay) as f32);
+        (keep, correction2 as f32, (lr / correction1) as f32)
+    });
+    let lr = lr as f32;
     new_param
-        .par_chunks_mut(CHUNK)
-        .zip(new_m.par_chunks_mut(CHUNK))
-        .zip(new_v.par_chunks_mut(CHUNK))
+        .par_chunks_mut(TASK_VALUES)
+        .zip(new_m.par_chunks_mut(TASK_VALUES))
+        .zip(new_v.par_chunks_mut(TASK_VALUES))
         .enumerate()
         .for_each(|(chunk, ((out_p, out_m), out_v))| {
-            let start = chunk * CHUNK;
+            let start = chunk * TASK_VALUES;
             let old = old.map(|(m, v)| (&m[start..], &v[start..]));
             let (p, g) = (&p[start..], &g[start..]);
-            match bias_correction {
+            match adamw {
                 None => {
-                    let (lr, decay) = (lr as f32, (decay > 0.0).then_some(decay as f32));
                     for i in 0..out_p.len() {
                         let (m, v) = moment(i, g[i], old);
                         let mut update = m / (v.sqrt() + eps);
-                        if let Some(decay) = decay {
+                        if let Some(decay) = decay_f32 {
                             update += p[i] * decay;
                         }
                         (out_p[i], out_m[i], out_v[i]) = (p[i] - update * lr, m, v);
                     }
                 }
-                Some((correction1, correction2)) => {
-                    let keep = (decay > 0.0).then_some((1.0 - lr * decay) as f32);
-                    let (correction2, step) = (correction2 as f32, (lr / correction1) as f32);
+                Some((keep, correction2, step)) => {
                     for i in 0..out_p.len() {
                         let (m, v) = moment(i, g[i], old);
                         let decayed = keep.map_or(p[i], |keep| p[i] * keep);

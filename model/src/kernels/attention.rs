@@ -9,7 +9,9 @@ use burn_flex::FlexTensor;
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::flex::{contiguous, dims, from_flex, tensor_of, to_flex, values};
+use super::flex::{
+    contiguous, dims, from_flex, from_flex_or_unchanged, tensor_of, to_flex, values,
+};
 use super::{math, parallel};
 
 /// Rayon tasks per thread: a few, to balance the load; not many, since each task transposes
@@ -67,10 +69,7 @@ pub fn attention<B: Backend>(input: AttentionInput<B>, dropout: Option<&Dropout>
             bias.map(contiguous).as_ref(),
         )),
         (query, key, value, bias) => {
-            let tensor = |flex: Result<FlexTensor, Tensor<B, 3>>| match flex {
-                Ok(flex) => from_flex(flex),
-                Err(tensor) => tensor,
-            };
+            let tensor = from_flex_or_unchanged;
             let bias = match bias {
                 Ok(bias) => bias.map(from_flex),
                 Err(bias) => Some(bias),

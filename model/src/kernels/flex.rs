@@ -23,6 +23,14 @@ pub fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D>
     from_primitive(tensor)
 }
 
+/// The tensor of backend `B` that [`to_flex`] returned: the Flex tensor wrapped back, or the
+/// tensor it gave back unchanged.
+pub fn from_flex_or_unchanged<B: Backend, const D: usize>(
+    flex: Result<FlexTensor, Tensor<B, D>>,
+) -> Tensor<B, D> {
+    flex.map_or_else(|unchanged| unchanged, from_flex)
+}
+
 /// `tensor` as an `f32` tensor of `Autodiff<Flex>` (training on the CPU) when `B` is that
 /// backend; otherwise `tensor` back, unchanged.
 pub fn to_training<B: Backend, const D: usize>(

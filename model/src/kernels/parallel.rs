@@ -5,7 +5,7 @@ use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 /// Values per rayon task: large enough to amortize scheduling, small enough to balance.
-const TASK_VALUES: usize = 1 << 14;
+pub const TASK_VALUES: usize = 1 << 14;
 
 /// Work on a group of whole rows of a buffer.
 ///

@@ -5,12 +5,11 @@
 //! new tensors per parameter.
 
 use burn::prelude::*;
-use rayon::prelude::*;
 
-use super::flex::{contiguous, dims, from_flex, tensor_of, to_flex, values};
-
-/// Values per parallel task.
-const CHUNK: usize = 1 << 16;
+use super::flex::{
+    contiguous, dims, from_flex, from_flex_or_unchanged, tensor_of, to_flex, values,
+};
+use super::parallel::{RowKernel, for_row_groups};
 
 /// `a * alpha + b * beta` (same shapes).
 ///
@@ -30,21 +29,37 @@ pub fn weighted_sum<B: Backend, const D: usize>(
     match (to_flex(a), to_flex(b)) {
         (Ok(a), Ok(b)) => {
             let (a, b) = (contiguous(a), contiguous(b));
-            let (alpha, beta) = (alpha as f32, beta as f32);
             let mut sum = vec![0.0f32; values(&a).len()];
-            sum.par_chunks_mut(CHUNK)
-                .zip(values(&a).par_chunks(CHUNK))
-                .zip(values(&b).par_chunks(CHUNK))
-                .for_each(|((sum, a), b)| {
-                    for ((sum, &a), &b) in sum.iter_mut().zip(a).zip(b) {
-                        *sum = a * alpha + b * beta;
-                    }
-                });
+            let kernel = WeightedSum {
+                a: values(&a),
+                alpha: alpha as f32,
+                b: values(&b),
+                beta: beta as f32,
+            };
+            for_row_groups(&mut sum, 1, &kernel);
             from_flex(tensor_of(sum, dims(&a)))
         }
         (a, b) => {
-            let tensor = |flex: Result<_, Tensor<B, D>>| flex.map_or_else(|t| t, from_flex);
-            tensor(a).mul_scalar(alpha) + tensor(b).mul_scalar(beta)
+            from_flex_or_unchanged(a).mul_scalar(alpha) + from_flex_or_unchanged(b).mul_scalar(beta)
+        }
+    }
+}
+
+/// Writes `a * alpha + b * beta` into rows of one value each.
+struct WeightedSum<'a> {
+    a: &'a [f32],
+    alpha: f32,
+    b: &'a [f32],
+    beta: f32,
+}
+
+impl RowKernel for WeightedSum<'_> {
+    #[inline(always)]
+    fn rows(&self, first_row: usize, rows: &mut [f32]) {
+        let end = first_row + rows.len();
+        let (a, b) = (&self.a[first_row..end], &self.b[first_row..end]);
+        for ((sum, &a), &b) in rows.iter_mut().zip(a).zip(b) {
+            *sum = a * self.alpha + b * self.beta;
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The compute device: Burn's `Flex` CPU backend by default, its CUDA backend with the `cuda`
 //! cargo feature.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, bail, ensure};
 use burn::prelude::Backend;
+use burn::tensor::backend::{Device as _, DeviceId};
 use vidcls_model::kernels::MatmulPrecision;
 
 /// Which device runs the tensor work.
@@ -92,6 +93,33 @@ pub fn run_with_precision<T: BackendTask>(
             precision.name()
         ),
     }
+}
+
+/// The devices of backend `B` that `--devices` names by index (their order kept: the first
+/// holds the model, the optimizer and validation), or `B`'s default device when it names none.
+pub fn select_devices<B: Backend>(indices: &[usize]) -> Result<Vec<B::Device>> {
+    let default = B::Device::default();
+    if indices.is_empty() {
+        return Ok(vec![default]);
+    }
+    let type_id = default.to_id().type_id;
+    let count = B::device_count(type_id);
+    indices
+        .iter()
+        .enumerate()
+        .map(|(position, &index)| {
+            ensure!(
+                index < count,
+                "--devices {index}: this backend has {count} device(s), numbered from 0 (GPUs need --device cuda)"
+            );
+            ensure!(
+                !indices[..position].contains(&index),
+                "--devices names device {index} twice"
+            );
+            let index_id = u16::try_from(index)?;
+            Ok(B::Device::from_id(DeviceId { type_id, index_id }))
+        })
+        .collect()
 }
 
 #[cfg(feature = "cuda")]

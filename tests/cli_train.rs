@@ -114,6 +114,26 @@ fn the_same_seed_gives_the_same_weights() {
     let weights = |run: &Path| read(&run.join("raw.safetensors"));
     assert!(weights(&runs[0]) == weights(&runs[1]));
     assert!(weights(&runs[0]) != weights(&runs[2]));
+
+    // Naming the one CPU device changes nothing; naming a second one is refused before the
+    // run directory is written.
+    let named = dir.path().join("named");
+    vidcls()
+        .args(finetune_args(&data, &named, &settings))
+        .args(["--seed", "5", "--devices", "0"])
+        .assert()
+        .success();
+    assert!(weights(&runs[0]) == weights(&named));
+    let refused = dir.path().join("refused");
+    vidcls()
+        .args(finetune_args(&data, &refused, &settings))
+        .args(["--devices", "0,1"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "--devices 1: this backend has 1 device",
+        ));
+    assert!(!refused.join("config.json").exists());
 }
 
 #[test]

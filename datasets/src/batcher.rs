@@ -33,6 +33,66 @@ pub struct VideoBatch<B: Backend> {
     pub issues: Vec<String>,
 }
 
+impl<B: Backend> VisualBatch<B> {
+    /// Videos `range` of the batch, on `device`.
+    fn videos(&self, range: std::ops::Range<usize>, device: &B::Device) -> Self {
+        match self {
+            VisualBatch::Frames(frames) => {
+                VisualBatch::Frames(frames.clone().slice(range).to_device(device))
+            }
+            VisualBatch::Features(features) => {
+                VisualBatch::Features(features.clone().slice(range).to_device(device))
+            }
+        }
+    }
+}
+
+impl<B: Backend> VideoBatch<B> {
+    /// Videos in the batch.
+    pub fn len(&self) -> usize {
+        self.input_ids.dims()[0]
+    }
+
+    /// Whether the batch holds no video.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The batch cut into consecutive shards, one per device and each moved there: the first
+    /// `len % devices` shards hold one video more than the others; devices beyond the batch's
+    /// videos get none (fewer shards). The problems met while preprocessing stay with the
+    /// first shard.
+    pub fn shard(self, devices: &[B::Device]) -> Vec<VideoBatch<B>> {
+        let videos = self.len();
+        let parts = devices.len().min(videos).max(1);
+        let mut start = 0;
+        let mut issues = Some(self.issues.clone());
+        (0..parts)
+            .map(|part| {
+                let end = start + videos / parts + usize::from(part < videos % parts);
+                let range = start..end;
+                start = end;
+                let device = &devices[part];
+                let int_rows = |tensor: &Tensor<B, 2, Int>| {
+                    tensor.clone().slice(range.clone()).to_device(device)
+                };
+                VideoBatch {
+                    visual: self.visual.videos(range.clone(), device),
+                    frame_mask: int_rows(&self.frame_mask),
+                    input_ids: int_rows(&self.input_ids),
+                    attention_mask: int_rows(&self.attention_mask),
+                    labels: self
+                        .labels
+                        .as_ref()
+                        .map(|labels| labels.clone().slice(range.clone()).to_device(device)),
+                    ids: self.ids.get(range.clone()).unwrap_or_default().to_vec(),
+                    issues: issues.take().unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Builds [`VideoBatch`]es; texts of unequal length (the `compact` layout) are padded with
 /// `pad_id` to the longest in the batch.
 #[derive(Debug, Clone, Copy)]
@@ -237,5 +297,61 @@ mod tests {
         };
         assert_eq!(frames.dims(), [1, 2, 3, 2, 2]);
         assert!(batch.labels.is_none());
+    }
+
+    #[test]
+    fn shards_cover_the_batch_in_order() {
+        let device = Default::default();
+        let items: Vec<VideoItem> = (0..5)
+            .map(|video| {
+                item(
+                    &format!("v{video}"),
+                    vec![2, 10 + video as u32, 3],
+                    VisualSample::empty_features(2, 4),
+                    Some(video),
+                )
+            })
+            .collect();
+        let batch: VideoBatch<Flex> = VideoBatcher::new(0).batch(items, &device);
+        let shards = batch.shard(&[device; 3]);
+        let ids: Vec<Vec<String>> = shards.iter().map(|shard| shard.ids.clone()).collect();
+        assert_eq!(ids, [vec!["v0", "v1"], vec!["v2", "v3"], vec!["v4"]]);
+        let labels: Vec<Vec<i64>> = shards
+            .iter()
+            .map(|shard| {
+                let labels = shard.labels.clone().expect("labels");
+                labels.into_data().convert::<i64>().to_vec().unwrap()
+            })
+            .collect();
+        assert_eq!(labels, [vec![0, 1], vec![2, 3], vec![4]]);
+        let tokens: Vec<i64> = shards[1]
+            .input_ids
+            .to_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
+        assert_eq!(tokens, [2, 12, 3, 2, 13, 3]);
+        let VisualBatch::Features(features) = &shards[2].visual else {
+            panic!("expected features");
+        };
+        assert_eq!(features.dims(), [1, 2, 4]);
+        assert_eq!(
+            shards
+                .iter()
+                .map(|shard| shard.issues.len())
+                .collect::<Vec<_>>(),
+            [5, 0, 0]
+        );
+        // More devices than videos: one shard per video.
+        let single: VideoBatch<Flex> = VideoBatcher::new(0).batch(
+            vec![item(
+                "a",
+                vec![2, 3],
+                VisualSample::empty_features(2, 4),
+                Some(1),
+            )],
+            &device,
+        );
+        assert_eq!(single.shard(&[device; 4]).len(), 1);
     }
 }

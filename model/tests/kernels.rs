@@ -186,7 +186,9 @@ fn linear_kernels_train_as_burn() {
     }
 }
 
-/// Attention of both paths on the same inputs; `joint` passes query, key and value as column
+/// The fused attention against Burn's composition on the same inputs, in inference (Flex) and
+/// in training (`Autodiff<Flex>`: the output and the gradients of the query, key, value and
+/// bias, with attention dropout `dropout`); `joint` passes query, key and value as column
 /// blocks (strided views) of one `[batch, tokens, 3 * features]` tensor.
 fn check_attention(
     batch: usize,
@@ -197,46 +199,130 @@ fn check_attention(
     bias_shape: Option<[usize; 4]>,
     joint: bool,
 ) {
+    for dropout in [0.0, 0.3] {
+        check_attention_with(
+            (batch, queries, keys, heads, head_dim),
+            bias_shape,
+            joint,
+            dropout,
+        );
+    }
+}
+
+fn check_attention_with(
+    (batch, queries, keys, heads, head_dim): (usize, usize, usize, usize, usize),
+    bias_shape: Option<[usize; 4]>,
+    joint: bool,
+    dropout: f64,
+) {
     let features = heads * head_dim;
     let scale = (head_dim as f32).powf(-0.5);
-    let query = random([batch, queries, features], 10);
-    let key = random([batch, keys, features], 11);
-    let value = random([batch, keys, features], 12);
-    let joint_input = random([batch, queries, 3 * features], 13);
-    let bias = bias_shape.map(|shape| random(shape, 14));
+    let data = AttentionData {
+        query: random([batch, queries, features], 10),
+        key: random([batch, keys, features], 11),
+        value: random([batch, keys, features], 12),
+        joint: joint.then(|| random([batch, queries, 3 * features], 13)),
+        bias: bias_shape.map(|shape| random(shape, 14)),
+        heads,
+        scale,
+    };
+    if dropout == 0.0 {
+        assert_close(
+            data.run::<Fused>(kernels::attention, None).0,
+            data.run::<Composed>(kernels::composed_attention, None).0,
+            2e-5,
+        );
+    }
+    let layer = burn::nn::DropoutConfig::new(dropout).init();
+    let loss_weights = random([batch, queries, features], 15);
+    let train = |kernel: AttentionFn<Composed>| {
+        // The same seed, so that both draw the same dropout mask.
+        <Composed as Backend>::seed(&Default::default(), 21);
+        let (output, inputs) = data.run::<Composed>(kernel, Some(&layer));
+        let grads = (output.clone() * on::<Composed, 3>(&loss_weights))
+            .sum()
+            .backward();
+        let (tokens, bias) = inputs;
+        let mut gradients: Vec<Tensor<Composed, 4>> = tokens
+            .iter()
+            .map(|input| Tensor::from_inner(input.grad(&grads).expect("a gradient")).unsqueeze())
+            .collect();
+        gradients
+            .extend(bias.map(|bias| Tensor::from_inner(bias.grad(&grads).expect("a gradient"))));
+        (output, gradients)
+    };
+    let (ours, theirs) = (
+        train(kernels::attention),
+        train(kernels::composed_attention),
+    );
+    let case = format!(
+        "{:?} dropout {dropout}",
+        (batch, queries, keys, heads, head_dim, bias_shape, joint)
+    );
+    let difference = relative_difference(ours.0, theirs.0);
+    assert!(
+        difference < 1e-5,
+        "{case}: output differs by {difference:e}"
+    );
+    for (index, (ours, theirs)) in ours.1.into_iter().zip(theirs.1).enumerate() {
+        let difference = relative_difference(ours, theirs);
+        assert!(
+            difference < 1e-5,
+            "{case}: gradient of input {index} differs by {difference:e}"
+        );
+    }
+}
+
+type AttentionFn<B> = fn(kernels::AttentionInput<B>, Option<&burn::nn::Dropout>) -> Tensor<B, 3>;
+
+/// The inputs of an attention check.
+struct AttentionData {
+    query: TensorData,
+    key: TensorData,
+    value: TensorData,
+    joint: Option<TensorData>,
+    bias: Option<TensorData>,
+    heads: usize,
+    scale: f32,
+}
+
+impl AttentionData {
+    /// `kernel`'s output and the leaf tensors (query, key and value, or the joint tensor; the
+    /// bias), which require gradients under autodiff.
+    #[allow(clippy::type_complexity)]
     fn run<B: Backend>(
-        inputs: (&TensorData, &TensorData, &TensorData, Option<&TensorData>),
-        joint: Option<&TensorData>,
-        heads: usize,
-        scale: f32,
-    ) -> Tensor<B, 3> {
-        let (query, key, value, bias) = inputs;
-        let (query, key, value) = match joint {
+        &self,
+        kernel: AttentionFn<B>,
+        dropout: Option<&burn::nn::Dropout>,
+    ) -> (Tensor<B, 3>, (Vec<Tensor<B, 3>>, Option<Tensor<B, 4>>)) {
+        let leaf = |data: &TensorData| on::<B, 3>(data).require_grad();
+        let (query, key, value, leaves) = match &self.joint {
             Some(joint) => {
-                let joint: Tensor<B, 3> = on(joint);
+                let joint = leaf(joint);
                 let features = joint.dims()[2] / 3;
                 let part = |index: usize| joint.clone().narrow(2, index * features, features);
-                (part(0), part(1), part(2))
+                (part(0), part(1), part(2), vec![joint])
             }
-            None => (on(query), on(key), on(value)),
+            None => {
+                let [query, key, value] = [&self.query, &self.key, &self.value].map(leaf);
+                let leaves = vec![query.clone(), key.clone(), value.clone()];
+                (query, key, value, leaves)
+            }
         };
+        let bias = self
+            .bias
+            .as_ref()
+            .map(|bias| on::<B, 4>(bias).require_grad());
         let input = kernels::AttentionInput {
             query,
             key,
             value,
-            heads,
-            scale,
-            bias: bias.map(on),
+            heads: self.heads,
+            scale: self.scale,
+            bias: bias.clone(),
         };
-        kernels::attention(input, None)
+        (kernel(input, dropout), (leaves, bias))
     }
-    let inputs = (&query, &key, &value, bias.as_ref());
-    let joint = joint.then_some(&joint_input);
-    assert_close(
-        run::<Fused>(inputs, joint, heads, scale),
-        run::<Composed>(inputs, joint, heads, scale),
-        2e-5,
-    );
 }
 
 #[test]

@@ -11,13 +11,14 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use vidcls_datasets::batcher::{VideoBatch, VisualBatch};
 use vidcls_training::config::{Adversarial, Preset, TrainingConfig};
+use vidcls_training::data_parallel;
 use vidcls_training::ema::Ema;
 use vidcls_training::optim::{AdamOptimizer, AdamSettings};
 use vidcls_training::schedule::LrSchedule;
 use vidcls_training::step::{FinetuneModel, Objective};
 
 use super::bench_infer::{Inputs, ModelBenchArgs, time};
-use crate::device::{BackendTask, run_on};
+use crate::device::{BackendTask, run_on, select_devices};
 
 /// Adversarial training of the measured steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,6 +39,9 @@ pub struct TrainBenchArgs {
     /// Adversarial training.
     #[arg(long, value_enum, default_value_t = BenchAdversarial::Fgm)]
     pub adversarial: BenchAdversarial,
+    /// Share each step's batch out among these devices of --device (see `finetune --devices`).
+    #[arg(long, value_delimiter = ',', value_name = "INDICES")]
+    pub devices: Vec<usize>,
 }
 
 /// What `bench train` measured.
@@ -45,6 +49,7 @@ pub struct TrainBenchArgs {
 struct TrainReport {
     preset: String,
     device: String,
+    devices: usize,
     batch_size: usize,
     frames: usize,
     text_len: usize,
@@ -63,8 +68,10 @@ struct TrainBench<'a> {
 impl BackendTask for TrainBench<'_> {
     type Output = f64;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<f64> {
+    fn run<B: Backend>(self, _device: B::Device) -> Result<f64> {
         let args = &self.args.model;
+        let devices = select_devices::<B>(&self.args.devices)?;
+        let device = devices[0].clone();
         let config = args.model()?;
         let inputs = Inputs::<Autodiff<B>>::random(&config, args.shape(), &device);
         let labels = Tensor::<Autodiff<B>, 1>::random(
@@ -98,7 +105,7 @@ impl BackendTask for TrainBench<'_> {
         let mut learner = Learner::new(model, optimizer, schedule);
         let seconds = time::<_, Autodiff<B>>(args.iterations, &device, || {
             learner.lr_step();
-            let output = learner.train_step(batch.clone());
+            let output = data_parallel::train_step(&learner.model(), batch.clone(), &devices);
             learner.optimizer_step(output.grads);
             ema.update(&learner.model().valid().classifier);
             output.item.loss.into_data()
@@ -126,6 +133,7 @@ pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
     let report = TrainReport {
         preset: format!("{:?}", args.preset).to_lowercase(),
         device: format!("{:?}", args.device).to_lowercase(),
+        devices: train_args.devices.len().max(1),
         batch_size: args.batch_size,
         frames: args.frames,
         text_len: args.text_len,
@@ -139,13 +147,14 @@ pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} model, batch {}, {} frames, {} ids, {} adversarial, {}: {:.3} s/step, {:.3} videos/s",
+            "{} model, batch {}, {} frames, {} ids, {} adversarial, {} x{}: {:.3} s/step, {:.3} videos/s",
             report.preset,
             report.batch_size,
             report.frames,
             report.text_len,
             report.adversarial,
             report.device,
+            report.devices,
             report.seconds_per_step,
             report.videos_per_s
         );

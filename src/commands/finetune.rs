@@ -18,7 +18,7 @@ use vidcls_training::launch::RunSummary;
 use super::flags;
 use super::train_args::{RunArgs, check_frame_size, print_summary};
 use super::visual_args::VisualArgs;
-use crate::device::{BackendTask, run_on};
+use crate::device::{BackendTask, run_on, select_devices};
 
 /// Adversarial training on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -180,7 +180,7 @@ struct Finetune<'a> {
 impl BackendTask for Finetune<'_> {
     type Output = RunSummary;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<RunSummary> {
+    fn run<B: Backend>(self, _device: B::Device) -> Result<RunSummary> {
         let args = self.args;
         let (bert_dir, config, training) = args
             .run
@@ -218,6 +218,6 @@ impl BackendTask for Finetune<'_> {
             workers: args.run.workers,
             dashboard: args.run.dashboard(),
         };
-        finetune::<B>(job, &device)
+        finetune::<B>(job, &select_devices::<B>(&args.run.devices)?)
     }
 }

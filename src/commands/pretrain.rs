@@ -19,7 +19,7 @@ use vidcls_training::pretrain::job::{PretrainJob, pretrain};
 use super::flags;
 use super::train_args::{RunArgs, check_frame_size, print_summary};
 use super::visual_args::VisualArgs;
-use crate::device::{BackendTask, run_on};
+use crate::device::{BackendTask, run_on, select_devices};
 
 /// Arguments of `vidcls pretrain`.
 #[derive(Args, Debug)]
@@ -142,7 +142,7 @@ struct Pretrain<'a> {
 impl BackendTask for Pretrain<'_> {
     type Output = RunSummary;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<RunSummary> {
+    fn run<B: Backend>(self, _device: B::Device) -> Result<RunSummary> {
         let args = self.args;
         let (bert_dir, config, training) = args
             .run
@@ -186,6 +186,6 @@ impl BackendTask for Pretrain<'_> {
             workers: args.run.workers,
             dashboard: args.run.dashboard(),
         };
-        pretrain::<B>(job, &device)
+        pretrain::<B>(job, &select_devices::<B>(&args.run.devices)?)
     }
 }

@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// Device to train on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+    /// Train on these devices of --device at once, by index (`0,1,2,3`): each step's batch is
+    /// shared out among them and their gradients summed on the first, which also holds the
+    /// optimizer, the EMA and validation (default: the first device).
+    #[arg(long, value_delimiter = ',', value_name = "INDICES")]
+    pub devices: Vec<usize>,
     /// Preprocessing threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,

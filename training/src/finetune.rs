@@ -17,8 +17,8 @@ use vidcls_model::loader::load_reference_weights;
 use crate::checkpoint::{MODEL_FILE, RunConfig, RunWeights, load_run};
 use crate::ema::Ema;
 use crate::launch::{
-    InitialWeights, Launch, RunSummary, cache_visual, launch, load_shared_weights, open_run,
-    resume_point,
+    InitialWeights, Launch, RunSummary, cache_visual, launch, load_shared_weights, main_device,
+    open_run, resume_point,
 };
 use crate::metrics::{VideosPerSecond, WbdcMetric, WbdcScore};
 use crate::optim::{AdamOptimizer, AdamSettings};
@@ -59,8 +59,9 @@ pub struct FinetuneJob {
     pub dashboard: bool,
 }
 
-/// Runs a fine-tuning job on device `device` of backend `B`.
-pub fn finetune<B: Backend>(job: FinetuneJob, device: &B::Device) -> Result<RunSummary> {
+/// Runs a fine-tuning job on the devices `devices` of backend `B` (see [`launch`]).
+pub fn finetune<B: Backend>(job: FinetuneJob, devices: &[B::Device]) -> Result<RunSummary> {
+    let device = main_device(devices)?;
     let training = job
         .config
         .training
@@ -196,7 +197,7 @@ pub fn finetune<B: Backend>(job: FinetuneJob, device: &B::Device) -> Result<RunS
         dashboard: job.dashboard,
         log_every: training.log_every,
     };
-    let report = launch(run, device, |mut supervised| {
+    let report = launch(run, devices, |mut supervised| {
         supervised = supervised
             .metric_train_numeric(LossMetric::new())
             .metric_train_numeric(AccuracyMetric::new())

@@ -200,12 +200,18 @@ pub struct Launch<B: Backend, M> {
     pub log_every: usize,
 }
 
+/// The first of `devices`, which holds the model, the optimizer, the EMA and validation.
+pub fn main_device<D>(devices: &[D]) -> Result<&D> {
+    devices.first().context("no device to train on")
+}
+
 /// Trains: builds burn-train's `SupervisedTraining` around the run's loop (with the metrics
 /// that `metrics` registers) and launches it. Returns the fit's report; a run that failed is an
-/// error (also written to the log).
+/// error (also written to the log). With several `devices`, each step's batch is shared out
+/// among them (see `data_parallel`).
 pub fn launch<B, M>(
     run: Launch<B, M>,
-    device: &B::Device,
+    devices: &[B::Device],
     metrics: impl FnOnce(
         SupervisedTraining<RunComponents<Autodiff<B>, M>>,
     ) -> SupervisedTraining<RunComponents<Autodiff<B>, M>>,
@@ -220,6 +226,7 @@ where
     M::InnerModule: InferenceStep<Input = VideoBatch<B>> + ReferenceModel,
     <M::InnerModule as InferenceStep>::Output: StepOutput,
 {
+    let device = main_device(devices)?;
     let plan = run.plan;
     let pad_id = plan.pad_id;
     let validation = run.validation.map(|dataset| {
@@ -254,7 +261,7 @@ where
         optimizer: run.optimizer.clone(),
         files: files.clone(),
         report: report.clone(),
-        device: device.clone(),
+        devices: devices.to_vec(),
         model: std::marker::PhantomData,
     };
     let learner = Learner::new(run.model, run.optimizer, run.schedule);

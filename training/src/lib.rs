@@ -7,6 +7,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod data_parallel;
 pub mod ema;
 pub mod finetune;
 pub mod launch;

@@ -27,6 +27,7 @@ use vidcls_datasets::dataset::VideoDataset;
 use vidcls_datasets::loader::VideoLoader;
 
 use crate::checkpoint::{LAST_FILE, MODEL_FILE, RAW_FILE, ReferenceModel, save_weights};
+use crate::data_parallel::{self, weighted_sum};
 use crate::ema::Ema;
 use crate::metric::{Scores, score};
 use crate::optim::AdamOptimizer;
@@ -60,6 +61,14 @@ pub trait StepOutput {
     fn loss_value(&self) -> f64;
     /// What the batch adds to the validation numbers.
     fn validation_batch(&self) -> ValidationBatch;
+    /// The output of a batch from the outputs of its shards, in order (see `data_parallel`),
+    /// on the device of the first.
+    ///
+    /// # Panics
+    /// If `shards` is empty.
+    fn merge(shards: Vec<Self>) -> Self
+    where
+        Self: Sized;
 }
 
 impl<B: Backend> StepOutput for ClassificationOutput<B> {
@@ -82,6 +91,33 @@ impl<B: Backend> StepOutput for ClassificationOutput<B> {
             labels: to_usize(self.targets.clone().into_data()),
         }
     }
+
+    fn merge(shards: Vec<Self>) -> Self {
+        let videos: usize = shards.iter().map(|shard| shard.targets.dims()[0]).sum();
+        let device = shards[0].loss.device();
+        let share = |shard: &Self| shard.targets.dims()[0] as f64 / videos.max(1) as f64;
+        ClassificationOutput::new(
+            weighted_sum(
+                shards
+                    .iter()
+                    .map(|shard| (share(shard), shard.loss.clone())),
+            ),
+            Tensor::cat(
+                shards
+                    .iter()
+                    .map(|shard| shard.output.clone().to_device(&device))
+                    .collect(),
+                0,
+            ),
+            Tensor::cat(
+                shards
+                    .iter()
+                    .map(|shard| shard.targets.clone().to_device(&device))
+                    .collect(),
+                0,
+            ),
+        )
+    }
 }
 
 impl<B: Backend> StepOutput for PretrainOutput<B> {
@@ -91,6 +127,30 @@ impl<B: Backend> StepOutput for PretrainOutput<B> {
 
     fn validation_batch(&self) -> ValidationBatch {
         ValidationBatch::Pretrain(self.clone().stats())
+    }
+
+    fn merge(shards: Vec<Self>) -> Self {
+        let videos: usize = shards.iter().map(|shard| shard.videos).sum();
+        let share = |shard: &Self| shard.videos as f64 / videos.max(1) as f64;
+        let mean = |value: fn(&Self) -> &Tensor<B, 1>| {
+            weighted_sum(
+                shards
+                    .iter()
+                    .map(|shard| (share(shard), value(shard).clone())),
+            )
+        };
+        let total = |value: fn(&Self) -> &Tensor<B, 1>| {
+            weighted_sum(shards.iter().map(|shard| (1.0, value(shard).clone())))
+        };
+        PretrainOutput {
+            loss: mean(|shard| &shard.loss),
+            mlm_loss: mean(|shard| &shard.mlm_loss),
+            itm_loss: mean(|shard| &shard.itm_loss),
+            mlm_hits: total(|shard| &shard.mlm_hits),
+            mlm_tokens: shards.iter().map(|shard| shard.mlm_tokens).sum(),
+            itm_hits: total(|shard| &shard.itm_hits),
+            videos,
+        }
     }
 }
 
@@ -255,8 +315,9 @@ pub struct TrainStrategy<B: AutodiffBackend, M: AutodiffModule<B>> {
     pub files: Arc<Mutex<RunFiles>>,
     /// The report of the fit.
     pub report: Arc<Mutex<FitReport>>,
-    /// The device.
-    pub device: B::Device,
+    /// The devices: the first holds the model, the optimizer, the EMA and validation; with
+    /// more, each step's batch is shared out among them (see `data_parallel`).
+    pub devices: Vec<B::Device>,
     /// The trained model's type.
     pub model: std::marker::PhantomData<M>,
 }
@@ -307,7 +368,7 @@ where
         }
         // Random choices of a validation pass (pre-training's masks) are the same every epoch.
         // (The autodiff backend seeds its inner backend's generator.)
-        B::seed(&self.device, self.plan.seed);
+        B::seed(&self.devices[0], self.plan.seed);
         let mut iterator = loader.iter();
         let mut batches = Vec::new();
         let mut iteration = 0;
@@ -410,7 +471,7 @@ where
         while fit.state.epoch <= plan.epochs && fit.state.step < total {
             let epoch = fit.state.epoch;
             let skip = fit.state.batches_done * plan.batch_size;
-            let loader = plan.loader::<B>(epoch, skip, &self.device);
+            let loader = plan.loader::<B>(epoch, skip, &self.devices[0]);
             self.log(&format!(
                 "epoch {epoch}/{}: {} videos in {} steps{}",
                 plan.epochs,
@@ -437,9 +498,12 @@ where
                 }
                 // Dropout masks depend on the seed and the step only, so a resumed run draws
                 // the same ones.
-                B::seed(&self.device, plan.seed.wrapping_add(fit.state.step as u64));
+                B::seed(
+                    &self.devices[0],
+                    plan.seed.wrapping_add(fit.state.step as u64),
+                );
                 fit.learner.lr_step();
-                let output = fit.learner.train_step(batch);
+                let output = data_parallel::train_step(&fit.learner.model(), batch, &self.devices);
                 fit.learner.optimizer_step(output.grads);
                 if let Some(ema) = &mut fit.ema {
                     ema.update(&fit.learner.model().valid());

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
@@ -17,6 +18,7 @@ use vidcls_datasets::batcher::{VideoBatch, VisualBatch};
 use vidcls_model::VideoModelConfig;
 use vidcls_model::loader::{load_reference_weights, save_classifier_safetensors};
 use vidcls_training::config::{Adversarial, OptimizerKind, TrainingConfig};
+use vidcls_training::data_parallel;
 use vidcls_training::ema::Ema;
 use vidcls_training::optim::{AdamOptimizer, AdamSettings};
 use vidcls_training::schedule::LrSchedule;
@@ -142,16 +144,42 @@ fn assert_total_movement(case: &Value, actual: &Path) {
 
 #[test]
 fn steps_match_the_pytorch_reference() {
+    let cases = cases();
+    assert_eq!(cases.len(), 8);
+    check_steps(&cases, &[Default::default()]);
+}
+
+/// The batch of 3 videos shared out among 2 devices (2 + 1 videos) and 3 devices: the steps
+/// still follow PyTorch's on the whole batch. Both "devices" are the CPU here, which runs the
+/// same code as distinct GPUs. The adversarial cases are left out: each device perturbs the
+/// embeddings along its own shard's gradient, which PyTorch's single batch does not.
+#[test]
+fn steps_on_several_devices_match_the_pytorch_reference() {
+    let cases: Vec<Value> = cases()
+        .into_iter()
+        .filter(|case| case["adversarial"] == "none")
+        .collect();
+    assert!(cases.len() >= 2);
+    for devices in [2, 3] {
+        check_steps(&cases, &vec![Default::default(); devices]);
+    }
+}
+
+fn cases() -> Vec<Value> {
+    serde_json::from_str(&std::fs::read_to_string(fixture("cases.json")).unwrap()).unwrap()
+}
+
+/// Runs each case's steps on `devices` and compares losses, learning rates, weights and EMA
+/// with PyTorch's.
+fn check_steps(cases: &[Value], devices: &[FlexDevice]) {
     let config: VideoModelConfig =
         serde_json::from_str(&std::fs::read_to_string(fixture("config.json")).unwrap()).unwrap();
-    let cases: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(fixture("cases.json")).unwrap()).unwrap();
-    assert_eq!(cases.len(), 8);
-    let device = Default::default();
+    let device = devices[0];
     let out = tempfile::tempdir().unwrap();
-    for case in &cases {
+    for case in cases {
         let name = case["name"].as_str().unwrap();
         let training = training_config(case);
+        let label = format!("{name} on {} device(s)", devices.len());
         let mut classifier = config.init_classifier::<B>(&device);
         load_reference_weights(&mut classifier, fixture("initial.safetensors")).unwrap();
         let schedule = LrSchedule::new(&training, case["total_steps"].as_u64().unwrap() as usize)
@@ -174,14 +202,14 @@ fn steps_match_the_pytorch_reference() {
             let want_lr = case["lrs"][step].as_f64().unwrap();
             assert!(
                 (lr - want_lr).abs() <= 1e-12 + 1e-9 * want_lr,
-                "{name} step {step}: lr {lr} vs {want_lr}"
+                "{label} step {step}: lr {lr} vs {want_lr}"
             );
-            let output = learner.train_step(batch.clone());
+            let output = data_parallel::train_step(&learner.model(), batch.clone(), devices);
             let loss: f32 = output.item.loss.clone().into_scalar();
             let want_loss = case["losses"][step].as_f64().unwrap();
             assert!(
                 (loss as f64 - want_loss).abs() < 1e-5,
-                "{name} step {step}: loss {loss} vs {want_loss}"
+                "{label} step {step}: loss {loss} vs {want_loss}"
             );
             learner.optimizer_step(output.grads);
             if let Some(ema) = &mut ema {
@@ -191,13 +219,13 @@ fn steps_match_the_pytorch_reference() {
         let raw = out.path().join(format!("{name}.safetensors"));
         let trained = learner.model().valid().classifier;
         save_classifier_safetensors(&trained, &raw).unwrap();
-        assert_weights_match(name, &raw, &fixture(&format!("{name}.safetensors")));
+        assert_weights_match(&label, &raw, &fixture(&format!("{name}.safetensors")));
         assert_total_movement(case, &raw);
         if let Some(ema) = &ema {
             let averaged = out.path().join(format!("{name}.ema.safetensors"));
             save_classifier_safetensors(&ema.apply(trained.clone()), &averaged).unwrap();
             assert_weights_match(
-                &format!("{name} (EMA)"),
+                &format!("{label} (EMA)"),
                 &averaged,
                 &fixture(&format!("{name}.ema.safetensors")),
             );

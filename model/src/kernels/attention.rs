@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use super::flex::{
     contiguous, dims, from_flex, from_flex_or_unchanged, tensor_of, to_flex, values,
 };
-use super::{math, parallel};
+use super::matrix::MatrixView;
+use super::{attention_training, math, parallel};
 
 /// Rayon tasks per thread: a few, to balance the load; not many, since each task transposes
 /// the keys of every head.
@@ -45,6 +46,10 @@ pub struct AttentionInput<B: Backend> {
 /// probabilities (only where it is active: in training, under autodiff).
 pub fn attention<B: Backend>(input: AttentionInput<B>, dropout: Option<&Dropout>) -> Tensor<B, 3> {
     check_bias_shape(&input);
+    let input = match attention_training::try_attention(input, dropout) {
+        Ok(output) => return output,
+        Err(input) => input,
+    };
     let AttentionInput {
         query,
         key,
@@ -108,8 +113,9 @@ fn check_bias_shape<B: Backend>(input: &AttentionInput<B>) {
     );
 }
 
-/// [`attention`] with Burn operations.
-fn composed_attention<B: Backend>(
+/// [`attention`] with Burn operations: what the fused kernels replace, and what other backends
+/// (CUDA) run.
+pub fn composed_attention<B: Backend>(
     input: AttentionInput<B>,
     dropout: Option<&Dropout>,
 ) -> Tensor<B, 3> {
@@ -154,7 +160,7 @@ fn composed_attention<B: Backend>(
 
 /// Rows of a 3-d tensor whose last dimension is contiguous (e.g. one of the query, key and
 /// value column blocks of a joint projection).
-struct Rows<'a> {
+pub(super) struct Rows<'a> {
     values: &'a [f32],
     start: usize,
     batch_stride: usize,
@@ -163,7 +169,7 @@ struct Rows<'a> {
 
 impl<'a> Rows<'a> {
     /// The rows of `tensor` when its strides allow (non-negative, last one 1).
-    fn of(tensor: &'a FlexTensor) -> Option<Self> {
+    pub(super) fn of(tensor: &'a FlexTensor) -> Option<Self> {
         let layout = tensor.layout();
         let strides = layout.strides();
         let stride = |dim: usize| usize::try_from(strides[dim]).ok();
@@ -176,11 +182,35 @@ impl<'a> Rows<'a> {
         })
     }
 
+    /// A contiguous copy of `tensor` when its strides do not allow [`Rows::of`] (negative or
+    /// inner strides).
+    pub(super) fn copy_if_needed(tensor: &FlexTensor) -> Option<FlexTensor> {
+        Rows::of(tensor)
+            .is_none()
+            .then(|| contiguous(tensor.clone()))
+    }
+
+    /// The rows of `copy` (made by [`Rows::copy_if_needed`]) if there is one, else of `tensor`.
+    pub(super) fn of_either(tensor: &'a FlexTensor, copy: &'a Option<FlexTensor>) -> Self {
+        Rows::of(copy.as_ref().unwrap_or(tensor)).expect("contiguous tensors have rows")
+    }
+
     /// Columns `columns` of row `row` of batch element `batch`.
     #[inline(always)]
     fn get(&self, batch: usize, row: usize, columns: std::ops::Range<usize>) -> &'a [f32] {
         let start = self.start + batch * self.batch_stride + row * self.row_stride;
         &self.values[start + columns.start..start + columns.end]
+    }
+
+    /// Columns `head * head_dim..(head + 1) * head_dim` of every row of batch element
+    /// `batch`, as a `[rows, head_dim]` matrix.
+    pub(super) fn head(&self, batch: usize, head: usize, head_dim: usize) -> MatrixView<'a> {
+        MatrixView {
+            values: self.values,
+            offset: self.start + batch * self.batch_stride + head * head_dim,
+            row_stride: self.row_stride as isize,
+            column_stride: 1,
+        }
     }
 }
 
@@ -199,19 +229,10 @@ fn flex_attention(
     let keys = dims(key)[1];
     let head_dim = features / heads;
     // Views that the kernel cannot read in place (negative or inner strides) are copied.
-    let copies = [query, key, value].map(|tensor| {
-        Rows::of(tensor)
-            .is_none()
-            .then(|| contiguous(tensor.clone()))
-    });
-    let [query, key, value] =
-        [(query, &copies[0]), (key, &copies[1]), (value, &copies[2])].map(|(tensor, copy)| {
-            Rows::of(copy.as_ref().unwrap_or(tensor)).expect("contiguous tensors have rows")
-        });
-    let bias = bias.map(|bias| Bias {
-        values: values(bias),
-        dims: dims(bias).try_into().expect("attention bias is 4-d"),
-    });
+    let copies = [query, key, value].map(Rows::copy_if_needed);
+    let [query, key, value] = [(query, &copies[0]), (key, &copies[1]), (value, &copies[2])]
+        .map(|(tensor, copy)| Rows::of_either(tensor, copy));
+    let bias = bias.map(Bias::of);
 
     let mut output = vec![0.0f32; batch * queries * features];
     // Batch elements are split into tasks of query rows only when there are too few of them
@@ -250,15 +271,24 @@ fn flex_attention(
 }
 
 /// A contiguous additive bias `[bias_batch, heads or 1, queries or 1, keys]`.
-struct Bias<'a> {
+pub(super) struct Bias<'a> {
     values: &'a [f32],
-    dims: [usize; 4],
+    /// `[bias_batch, heads or 1, queries or 1, keys]`.
+    pub(super) dims: [usize; 4],
 }
 
-impl Bias<'_> {
+impl<'a> Bias<'a> {
+    /// The bias in `tensor` (contiguous, 4-d).
+    pub(super) fn of(tensor: &'a FlexTensor) -> Self {
+        Bias {
+            values: values(tensor),
+            dims: dims(tensor).try_into().expect("attention bias is 4-d"),
+        }
+    }
+
     /// The bias of query `query` of head `head` of batch element `batch`.
     #[inline(always)]
-    fn row(&self, batch: usize, head: usize, query: usize) -> &[f32] {
+    pub(super) fn row(&self, batch: usize, head: usize, query: usize) -> &[f32] {
         let [bias_batch, bias_heads, bias_queries, keys] = self.dims;
         let head = if bias_heads == 1 { 0 } else { head };
         let query = if bias_queries == 1 { 0 } else { query };

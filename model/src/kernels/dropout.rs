@@ -44,22 +44,55 @@ fn seed<B: Backend>(device: &B::Device) -> u64 {
 
 /// `count` values, each `1 / keep` with probability `keep` and 0 otherwise.
 fn scaled_mask(count: usize, keep: f64, seed: u64) -> Vec<f32> {
-    // A value is kept when the top 32 bits of its hash lie below `keep * 2^32`.
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
+    let draw = MaskDraw::new(keep, seed);
     let mut mask = vec![0.0f32; count];
     mask.par_chunks_mut(TASK_VALUES)
         .enumerate()
         .for_each(|(task, values)| {
             let first = (task * TASK_VALUES) as u64;
             for (offset, value) in values.iter_mut().enumerate() {
-                let bits = split_mix(seed.wrapping_add(first + offset as u64));
-                if bits >> 32 < threshold {
-                    *value = scale;
-                }
+                *value = draw.value(first + offset as u64);
             }
         });
     mask
+}
+
+/// One dropout mask: value `index` is `1 / keep` when the top 32 bits of the hash of
+/// `seed + index` lie below `keep * 2^32`, else 0. Fused kernels that apply dropout inside
+/// (the attention under training) compute the same values as [`dropout`] on their output's
+/// elements, without materializing the mask.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MaskDraw {
+    seed: u64,
+    threshold: u64,
+    scale: f32,
+}
+
+impl MaskDraw {
+    /// The mask keeping values with probability `keep`, drawn with `seed`.
+    fn new(keep: f64, seed: u64) -> Self {
+        MaskDraw {
+            seed,
+            threshold: (keep * 4_294_967_296.0) as u64,
+            scale: (1.0 / keep) as f32,
+        }
+    }
+
+    /// The mask [`dropout`] would draw now for `layer` on `device` (`None` when it would not
+    /// drop anything: probability 0).
+    pub(super) fn of<B: Backend>(layer: &Dropout, device: &B::Device) -> Option<Self> {
+        (layer.prob > 0.0).then(|| MaskDraw::new(1.0 - layer.prob, seed::<B>(device)))
+    }
+
+    /// Value `index` of the mask.
+    #[inline(always)]
+    pub(super) fn value(&self, index: u64) -> f32 {
+        if split_mix(self.seed.wrapping_add(index)) >> 32 < self.threshold {
+            self.scale
+        } else {
+            0.0
+        }
+    }
 }
 
 /// SplitMix64's output function: a bijective mix of a 64-bit counter into 64 random bits.

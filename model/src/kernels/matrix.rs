@@ -41,13 +41,33 @@ const PARALLEL_WORK: usize = 192 * 192 * 192;
 /// `output [m x n] (+)= left [m x k] x right [k x n]` in f32 (`gemm`, the matrix library of
 /// Burn's Flex backend, with its AVX-512 kernels); `accumulate`: add to what `output` holds.
 pub fn f32_gemm(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     left: &MatrixView,
     right: &MatrixView,
     output: &mut [f32],
     accumulate: bool,
 ) {
-    assert_eq!(output.len(), m * n, "output is not m x n");
+    let n = dims.1;
+    f32_gemm_into(dims, left, right, (output, n), accumulate, 1.0);
+}
+
+/// `output (+)= scale * left [m x k] x right [k x n]`, where `output` is `(values,
+/// row_stride)`: row `i` of the `m x n` result starts at `values[i * row_stride]` (e.g. one
+/// head's columns of a `[tokens, heads * head_dim]` buffer).
+pub fn f32_gemm_into(
+    (m, n, k): (usize, usize, usize),
+    left: &MatrixView,
+    right: &MatrixView,
+    (output, output_row_stride): (&mut [f32], usize),
+    accumulate: bool,
+    scale: f32,
+) {
+    assert!(
+        m == 0
+            || n == 0
+            || ((m - 1) * output_row_stride + n <= output.len() && n <= output_row_stride),
+        "output is not m x n"
+    );
     for (view, rows, columns) in [(left, m, k), (right, k, n)] {
         if rows > 0 && columns > 0 {
             let last = view.offset as isize
@@ -64,7 +84,8 @@ pub fn f32_gemm(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: `output` is `m x n` row-major; both views' elements lie inside their storage
+    // SAFETY: `output` holds `m` rows of `n` values `output_row_stride` apart (asserted); both
+    // views' elements lie inside their storage
     // (checked above for the corners of views with non-negative strides, which all views
     // of this crate have).
     unsafe {
@@ -74,7 +95,7 @@ pub fn f32_gemm(
             k,
             output.as_mut_ptr(),
             1,
-            n as isize,
+            output_row_stride as isize,
             accumulate,
             left.values.as_ptr().add(left.offset),
             left.column_stride,
@@ -83,7 +104,7 @@ pub fn f32_gemm(
             right.column_stride,
             right.row_stride,
             1.0f32,
-            1.0f32,
+            scale,
             false,
             false,
             false,

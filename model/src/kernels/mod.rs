@@ -3,10 +3,11 @@
 //! Each function takes and returns tensors of any backend. On the Flex backend (CPU inference)
 //! it runs one fused, vectorized (AVX-512 or AVX2 where the CPU has them), multi-threaded pass
 //! over Flex's buffers. Under training on the CPU (`Autodiff<Flex>`), the linear kernels run
-//! the same forward pass with a backward pass of their own (`linear_training`) and dropout
-//! draws its mask in parallel (`dropout`); everywhere else (CUDA, attention under training)
-//! a function is the composition of Burn operations that it replaces, so results agree up to
-//! rounding. `MatmulPrecision` chooses bf16 products for the linear layers on the CPU.
+//! the same forward pass with a backward pass of their own (`linear_training`), the attention
+//! runs per head on matrix products that read and write the heads' columns in place, with a
+//! backward pass of its own (`attention_training`), and dropout draws its mask in parallel
+//! (`dropout`); everywhere else (CUDA) a function is the composition of Burn operations that it
+//! replaces (`composed_attention` for the attention), so results agree up to rounding. `MatmulPrecision` chooses bf16 products for the linear layers on the CPU.
 //! `adam_step` (the optimizer's element-wise arithmetic) and `weighted_sum` (the weights'
 //! moving average) are one pass each, with exactly the results of Burn's composition.
 //!
@@ -18,6 +19,7 @@
 mod activation;
 mod adam;
 mod attention;
+mod attention_training;
 mod bf16_gemm;
 mod dropout;
 mod flex;
@@ -30,7 +32,7 @@ mod precision;
 mod weighted_sum;
 
 pub use adam::{AdamArithmetic, AdamTensors, adam_step};
-pub use attention::{AttentionInput, attention};
+pub use attention::{AttentionInput, attention, composed_attention};
 pub use dropout::dropout;
 pub use linear::{linear, linear_gelu, linear_residual};
 pub use precision::MatmulPrecision;

@@ -81,3 +81,22 @@ pub fn max(values: &[f32]) -> f32 {
         .chain(remainder)
         .fold(f32::NEG_INFINITY, f32::max)
 }
+
+/// `Σ a[i] * b[i]`, with 16 running sums so that the loop vectorizes.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (blocks_a, blocks_b) = (a.chunks_exact(16), b.chunks_exact(16));
+    let remainder: f32 = blocks_a
+        .remainder()
+        .iter()
+        .zip(blocks_b.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (block_a, block_b) in blocks_a.zip(blocks_b) {
+        for ((lane, a), b) in lanes.iter_mut().zip(block_a).zip(block_b) {
+            *lane += a * b;
+        }
+    }
+    lanes.iter().sum::<f32>() + remainder
+}

@@ -25,8 +25,8 @@ use super::output::{PretrainMetric, PretrainScore};
 use super::step::{PretrainModel, PretrainObjective};
 use crate::checkpoint::{MODEL_FILE, RunConfig};
 use crate::launch::{
-    InitialWeights, Launch, RunSummary, cache_visual, launch, load_shared_weights, open_run,
-    resume_point,
+    InitialWeights, Launch, RunSummary, cache_visual, launch, load_shared_weights, main_device,
+    open_run, resume_point,
 };
 use crate::metrics::VideosPerSecond;
 use crate::optim::{AdamOptimizer, AdamSettings};
@@ -66,8 +66,9 @@ pub fn split_videos(videos: usize, validation: usize, seed: u64) -> (Vec<usize>,
     (order, held_out)
 }
 
-/// Runs a pre-training job on device `device` of backend `B`.
-pub fn pretrain<B: Backend>(job: PretrainJob, device: &B::Device) -> Result<RunSummary> {
+/// Runs a pre-training job on the devices `devices` of backend `B` (see [`launch`]).
+pub fn pretrain<B: Backend>(job: PretrainJob, devices: &[B::Device]) -> Result<RunSummary> {
+    let device = main_device(devices)?;
     let training = job
         .config
         .training
@@ -170,7 +171,7 @@ pub fn pretrain<B: Backend>(job: PretrainJob, device: &B::Device) -> Result<RunS
         dashboard: job.dashboard,
         log_every: training.log_every,
     };
-    let report = launch(run, device, |mut supervised| {
+    let report = launch(run, devices, |mut supervised| {
         supervised = supervised
             .metric_train_numeric(LossMetric::new())
             .metric_valid_numeric(LossMetric::new());

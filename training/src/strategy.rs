@@ -637,3 +637,62 @@ pub fn epoch_summary(record: &EpochRecord) -> String {
         record.train_loss
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+
+    use super::*;
+
+    fn values<const D: usize>(tensor: Tensor<Flex, D>) -> Vec<f32> {
+        tensor.into_data().convert::<f32>().into_vec().unwrap()
+    }
+
+    #[test]
+    fn classification_shards_merge_into_the_batch() {
+        let device = Default::default();
+        let shard = |loss: f32, logits: [[f32; 2]; 2], targets: [i64; 2], videos: usize| {
+            ClassificationOutput::<Flex>::new(
+                Tensor::from_floats([loss], &device),
+                Tensor::from_floats(logits, &device).slice(0..videos),
+                Tensor::from_ints(targets, &device).slice(0..videos),
+            )
+        };
+        // 2 + 1 videos: the batch's mean loss weights the shards' means 2/3 and 1/3.
+        let merged = StepOutput::merge(vec![
+            shard(0.3, [[1.0, 2.0], [3.0, 4.0]], [1, 0], 2),
+            shard(0.9, [[5.0, 6.0], [0.0, 0.0]], [1, 0], 1),
+        ]);
+        assert!((merged.loss_value() - 0.5).abs() < 1e-6);
+        assert_eq!(values(merged.output), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let targets: Vec<i64> = merged
+            .targets
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .unwrap();
+        assert_eq!(targets, [1, 0, 1]);
+    }
+
+    #[test]
+    fn pretraining_shards_merge_into_the_batch() {
+        let device = Default::default();
+        let scalar = |value: f32| Tensor::<Flex, 1>::from_floats([value], &device);
+        let shard = |loss: f32, hits: f32, tokens: usize, videos: usize| PretrainOutput {
+            loss: scalar(loss),
+            mlm_loss: scalar(loss / 2.0),
+            itm_loss: scalar(loss / 4.0),
+            mlm_hits: scalar(hits),
+            mlm_tokens: tokens,
+            itm_hits: scalar(hits / 2.0),
+            videos,
+        };
+        let stats = StepOutput::merge(vec![shard(1.0, 4.0, 10, 3), shard(2.0, 6.0, 5, 1)]).stats();
+        // Losses weighted by videos (3/4, 1/4), hits and counts summed.
+        assert!((stats.loss - 1.25).abs() < 1e-6, "{stats:?}");
+        assert!((stats.mlm_loss - 0.625).abs() < 1e-6, "{stats:?}");
+        assert!((stats.itm_loss - 0.3125).abs() < 1e-6, "{stats:?}");
+        assert_eq!((stats.mlm_hits, stats.mlm_tokens), (10.0, 15));
+        assert_eq!((stats.itm_hits, stats.videos), (5.0, 4));
+    }
+}

@@ -17,6 +17,9 @@ scripts/reference_pipeline.py on the videos of tests/fixtures/pipeline/ (annotat
 - logits_bf16.npy              float32 [videos, 200]: the same under PyTorch's bf16 autocast
                                (`torch.autocast("cpu", dtype=torch.bfloat16)`), the yardstick
                                of `vidcls predict --precision bf16`
+- logits_f16.npy               float32 [videos, 200]: the same under f16 autocast
+                               (`torch.autocast("cpu", dtype=torch.float16)`), the yardstick
+                               of `vidcls predict --precision f16`
 - features.safetensors         per video with frames, float32 [n, 32] under its id: the Swin
                                features of its first min(n, 32) frames (the feature extractor)
 
@@ -105,9 +108,10 @@ def main() -> None:
             if frames is not None:
                 features[video["id"]] = model.visual_backbone(frames)
     np.save(OUT / "logits.npy", torch.stack(logits).numpy().astype(np.float32))
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        logits_bf16 = [forward(item).float() for item in items]
-    np.save(OUT / "logits_bf16.npy", torch.stack(logits_bf16).numpy().astype(np.float32))
+    for name, dtype in [("bf16", torch.bfloat16), ("f16", torch.float16)]:
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype):
+            autocast = [forward(item).float() for item in items]
+        np.save(OUT / f"logits_{name}.npy", torch.stack(autocast).numpy().astype(np.float32))
     save_file(contiguous(features), OUT / "features.safetensors")
 
     state_dict = contiguous(model.state_dict())

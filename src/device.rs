@@ -1,7 +1,7 @@
 //! The compute device: Burn's `Flex` CPU backend by default, its CUDA backend with the `cuda`
 //! cargo feature.
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, ensure};
 use burn::prelude::Backend;
 use burn::tensor::backend::{Device as _, DeviceId};
 use vidcls_model::kernels::MatmulPrecision;
@@ -16,16 +16,21 @@ pub enum DeviceKind {
     Cuda,
 }
 
-/// Precision of the model's matrix products (`--precision`).
+/// Precision of the model's matrix products (`--precision`): the products' inputs (weights
+/// included) are cast for the forward pass, their outputs come back in f32, and everything else
+/// (LayerNorm, softmax, GELU, residuals, the loss, the weights, their gradients and the
+/// optimizer's state) stays f32, as under PyTorch's autocast with f32 master weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Precision {
     /// f32 everywhere.
     #[default]
     F32,
-    /// The linear layers' products with bf16 inputs and f32 accumulation (CPUs with
-    /// AVX512-BF16; f32 elsewhere, with a warning); softmax, LayerNorm, GELU and attention stay
-    /// f32, as under PyTorch's bf16 autocast. CPU only so far.
+    /// bf16 products with f32 accumulation. CUDA: linear layers and attention. CPU inference:
+    /// the linear layers on AVX512-BF16 (f32 on CPUs without it, with a warning), the attention
+    /// in f32. CPU training: CUDA's casts on Burn's operations (slower than f32; for checks).
     Bf16,
+    /// f16 products: CUDA's tensor cores. On the CPU, Flex's f16 products (slow; for checks).
+    F16,
 }
 
 impl Precision {
@@ -34,14 +39,18 @@ impl Precision {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
         }
     }
 
-    /// The precision the CPU's products use (`bf16` falls back to `f32` without AVX512-BF16).
-    pub fn effective(self) -> Self {
-        match MatmulPrecision::from(self).effective() {
-            MatmulPrecision::F32 => Precision::F32,
-            MatmulPrecision::Bf16 => Precision::Bf16,
+    /// The precision the products of inference on `kind` use (`bf16` falls back to `f32` on
+    /// CPUs without AVX512-BF16).
+    pub fn effective(self, kind: DeviceKind) -> Self {
+        match (kind, MatmulPrecision::from(self).effective()) {
+            (DeviceKind::Cuda, _) => self,
+            (DeviceKind::Cpu, MatmulPrecision::F32) => Precision::F32,
+            (DeviceKind::Cpu, MatmulPrecision::Bf16) => Precision::Bf16,
+            (DeviceKind::Cpu, MatmulPrecision::F16) => Precision::F16,
         }
     }
 }
@@ -51,8 +60,19 @@ impl From<Precision> for MatmulPrecision {
         match precision {
             Precision::F32 => MatmulPrecision::F32,
             Precision::Bf16 => MatmulPrecision::Bf16,
+            Precision::F16 => MatmulPrecision::F16,
         }
     }
+}
+
+/// What a command runs in `--precision`: inference takes the fused CPU kernels' bf16 path,
+/// training does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Forward passes only (`predict`, `bench infer`).
+    Inference,
+    /// Forward and backward passes (`finetune`, `pretrain`, `bench train`).
+    Training,
 }
 
 /// Work generic over the backend, run on the chosen device by [`run_on`].
@@ -71,28 +91,32 @@ pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> Result<T::Output> {
     }
 }
 
-/// Runs `task` on the device `kind` with its matrix products in `precision`.
+/// Runs `task` (a `workload`) on the device `kind` with its matrix products in `precision`,
+/// warning where that precision is slow or unavailable on the CPU.
 pub fn run_with_precision<T: BackendTask>(
     kind: DeviceKind,
     precision: Precision,
+    workload: Workload,
     task: T,
 ) -> Result<T::Output> {
-    match (kind, precision) {
-        (_, Precision::F32) => run_on(kind, task),
-        (DeviceKind::Cpu, _) => {
-            let products = MatmulPrecision::from(precision);
-            if products.effective() != products {
-                log::warn!(
-                    "this CPU has no bf16 dot-product instruction (AVX512-BF16): the products run in f32"
-                );
+    if kind == DeviceKind::Cpu {
+        match (precision, workload) {
+            (Precision::F32, _) => {}
+            (Precision::Bf16, Workload::Inference) => {
+                if precision.effective(kind) != precision {
+                    log::warn!(
+                        "this CPU has no bf16 dot-product instruction (AVX512-BF16): the products run in f32"
+                    );
+                }
             }
-            products.scope(|| run_on(kind, task))
+            _ => log::warn!(
+                "--precision {} on the CPU runs Burn's {} products with the casts CUDA uses: slower than f32, meant to check numbers",
+                precision.name(),
+                precision.name()
+            ),
         }
-        (DeviceKind::Cuda, _) => bail!(
-            "--precision {} runs on the CPU only so far; use --precision f32 with --device cuda",
-            precision.name()
-        ),
     }
+    MatmulPrecision::from(precision).scope(|| run_on(kind, task))
 }
 
 /// The devices of backend `B` that `--devices` names by index (their order kept: the first

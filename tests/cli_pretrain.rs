@@ -246,3 +246,39 @@ fn a_pretraining_run_resumes_exports_and_starts_a_finetuning() {
         "the pre-training heads start fresh",
     );
 }
+
+/// Pre-training in bf16 (the MLM decoder's and the heads' products included) keeps f32
+/// weights, and its losses stay within a few percent of the f32 run's.
+#[test]
+fn pretraining_in_bf16_keeps_f32_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data);
+    let settings = ["--batch-size", "4", "--max-steps", "3", "--val-size", "8"];
+    let run = |precision: &str| {
+        let out = dir.path().join(precision);
+        vidcls()
+            .args(run_args("pretrain", &data, &out, &settings))
+            .args(["--precision", precision])
+            .assert()
+            .success();
+        let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+        for (name, shape, data) in tensors(&out.join("raw.safetensors")) {
+            if !name.ends_with("relative_position_index") {
+                let values: usize = shape.iter().product();
+                assert_eq!(data.len(), 4 * values, "{name} is not f32");
+            }
+        }
+        metrics
+    };
+    let (f32_metrics, bf16_metrics) = (run("f32"), run("bf16"));
+    let valid_loss = |metrics: &str| -> f64 {
+        let line = metrics.lines().nth(1).expect("one epoch logged");
+        line.split(',').nth(3).unwrap().parse().unwrap()
+    };
+    let (f32_loss, bf16_loss) = (valid_loss(&f32_metrics), valid_loss(&bf16_metrics));
+    assert!(
+        f32_loss != bf16_loss && (f32_loss - bf16_loss).abs() < 0.05 * f32_loss,
+        "validation loss: f32 {f32_loss}, bf16 {bf16_loss}"
+    );
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use assert_cmd::Command;
+use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 fn vidcls() -> Command {
@@ -264,12 +265,75 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
     assert!(read(&ema) != read(&raw));
 }
 
+/// The values of every float tensor of a safetensors file (all must be f32; Swin's integer
+/// position-index buffers are left out).
+fn f32_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<_> = file
+        .tensors()
+        .into_iter()
+        .filter(|(_, view)| view.dtype() != Dtype::I64)
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), Dtype::F32, "{name} of {}", path.display());
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|bytes| f32::from_le_bytes(bytes.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
+}
+
+/// `--precision bf16` and `f16` train with f32 weights (the checkpoints hold f32 tensors), the
+/// steps close to the f32 run's but not equal to them: the forward passes' products really run
+/// in the reduced precision.
+#[test]
+fn mixed_precision_runs_keep_f32_weights_close_to_f32_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 24, 3);
+    let settings = ["--batch-size", "4", "--max-steps", "3", "--val-ratio", "0"];
+    let run = |precision: &str| {
+        let out = dir.path().join(precision);
+        vidcls()
+            .args(finetune_args(&data, &out, &settings))
+            .args(["--seed", "5", "--precision", precision])
+            .assert()
+            .success();
+        let log = std::fs::read_to_string(out.join("train.log")).unwrap();
+        let said = format!("matrix products run in {precision}");
+        assert_eq!(log.contains(&said), precision != "f32", "{log}");
+        f32_tensors(&out.join("raw.safetensors"))
+    };
+    let reference = run("f32");
+    for precision in ["bf16", "f16"] {
+        let weights = run(precision);
+        assert_eq!(weights.len(), reference.len());
+        let mut moved = 0.0f32;
+        for ((name, ours), (_, f32_values)) in weights.iter().zip(&reference) {
+            for (a, b) in ours.iter().zip(f32_values) {
+                assert!(a.is_finite(), "{precision}: {name}");
+                moved = moved.max((a - b).abs());
+            }
+        }
+        eprintln!("{precision}: weights at most {moved:e} from the f32 run's");
+        assert!(
+            moved > 0.0 && moved < 5e-3,
+            "{precision}: weights {moved:e} from the f32 run's"
+        );
+    }
+}
+
 #[test]
 fn bench_train_reports_throughput_as_json() {
     let output = vidcls()
         .args(["bench", "train", "--preset", "tiny", "--batch-size", "2"])
         .args(["--frames", "2", "--text-len", "32", "--iterations", "1"])
-        .args(["--adversarial", "pgd", "--json"])
+        .args(["--adversarial", "pgd", "--precision", "bf16", "--json"])
         .assert()
         .success()
         .get_output()
@@ -277,6 +341,7 @@ fn bench_train_reports_throughput_as_json() {
         .clone();
     let report: Value = serde_json::from_slice(&output).unwrap();
     assert_eq!(report["adversarial"], "pgd");
+    assert_eq!(report["precision"], "bf16");
     assert_eq!(report["batch_size"], 2);
     assert!(report["videos_per_s"].as_f64().unwrap() > 0.0, "{report}");
 }

@@ -15,7 +15,7 @@ use vidcls_training::config::Preset;
 
 use super::flags;
 use super::preset::PresetArg;
-use crate::device::{BackendTask, DeviceKind, Precision, run_with_precision};
+use crate::device::{BackendTask, DeviceKind, Precision, Workload, run_with_precision};
 
 /// The vocabulary of the benchmarked models: the reference BERT's.
 pub(super) const REFERENCE_VOCAB: usize = 21128;
@@ -276,6 +276,7 @@ pub fn run(infer_args: &InferBenchArgs) -> Result<()> {
     let (seconds, breakdown) = run_with_precision(
         args.device,
         infer_args.precision,
+        Workload::Inference,
         InferBench {
             args: infer_args,
             config,
@@ -285,7 +286,7 @@ pub fn run(infer_args: &InferBenchArgs) -> Result<()> {
     let report = InferReport {
         preset: format!("{:?}", args.preset).to_lowercase(),
         device: format!("{:?}", args.device).to_lowercase(),
-        precision: infer_args.precision.effective().name(),
+        precision: infer_args.precision.effective(args.device).name(),
         batch_size: args.batch_size,
         frames: args.frames,
         text_len: args.text_len,

@@ -18,7 +18,7 @@ use vidcls_training::schedule::LrSchedule;
 use vidcls_training::step::{FinetuneModel, Objective};
 
 use super::bench_infer::{Inputs, ModelBenchArgs, time};
-use crate::device::{BackendTask, run_on, select_devices};
+use crate::device::{BackendTask, Precision, Workload, run_with_precision, select_devices};
 
 /// Adversarial training of the measured steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,6 +42,9 @@ pub struct TrainBenchArgs {
     /// Share each step's batch out among these devices of --device (see `finetune --devices`).
     #[arg(long, value_delimiter = ',', value_name = "INDICES")]
     pub devices: Vec<usize>,
+    /// Precision of the forward passes' matrix products (see `vidcls finetune --precision`).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 /// What `bench train` measured.
@@ -50,6 +53,7 @@ struct TrainReport {
     preset: String,
     device: String,
     devices: usize,
+    precision: &'static str,
     batch_size: usize,
     frames: usize,
     text_len: usize,
@@ -123,8 +127,10 @@ pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
         BenchAdversarial::Pgd => Adversarial::PGD,
         BenchAdversarial::None => Adversarial::None,
     };
-    let seconds = run_on(
+    let seconds = run_with_precision(
         args.device,
+        train_args.precision,
+        Workload::Training,
         TrainBench {
             args: train_args,
             training,
@@ -134,6 +140,7 @@ pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
         preset: format!("{:?}", args.preset).to_lowercase(),
         device: format!("{:?}", args.device).to_lowercase(),
         devices: train_args.devices.len().max(1),
+        precision: train_args.precision.name(),
         batch_size: args.batch_size,
         frames: args.frames,
         text_len: args.text_len,
@@ -147,7 +154,7 @@ pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} model, batch {}, {} frames, {} ids, {} adversarial, {} x{}: {:.3} s/step, {:.3} videos/s",
+            "{} model, batch {}, {} frames, {} ids, {} adversarial, {} x{}, {}: {:.3} s/step, {:.3} videos/s",
             report.preset,
             report.batch_size,
             report.frames,
@@ -155,6 +162,7 @@ pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
             report.adversarial,
             report.device,
             report.devices,
+            report.precision,
             report.seconds_per_step,
             report.videos_per_s
         );

@@ -18,7 +18,7 @@ use vidcls_training::launch::RunSummary;
 use super::flags;
 use super::train_args::{RunArgs, check_frame_size, print_summary};
 use super::visual_args::VisualArgs;
-use crate::device::{BackendTask, run_on, select_devices};
+use crate::device::{BackendTask, Workload, run_with_precision, select_devices};
 
 /// Adversarial training on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -168,7 +168,12 @@ impl FinetuneArgs {
 
 /// Runs `vidcls finetune`.
 pub fn run(args: &FinetuneArgs) -> Result<()> {
-    let summary = run_on(args.run.device, Finetune { args })?;
+    let summary = run_with_precision(
+        args.run.device,
+        args.run.precision,
+        Workload::Training,
+        Finetune { args },
+    )?;
     print_summary("finetune", &args.run.out, &summary);
     Ok(())
 }

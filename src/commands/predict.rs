@@ -21,7 +21,7 @@ use vidcls_model::{VideoClassifier, VideoModelConfig};
 
 use super::flags;
 use super::visual_args::VisualArgs;
-use crate::device::{BackendTask, DeviceKind, Precision, run_with_precision};
+use crate::device::{BackendTask, DeviceKind, Precision, Workload, run_with_precision};
 use crate::issues::IssueTally;
 use crate::progress::bar;
 use vidcls_datasets::output::{PendingFile, check_output};
@@ -67,8 +67,9 @@ pub struct PredictArgs {
     /// Device to run the model on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
-    /// Precision of the matrix products: `bf16` rounds the linear layers' inputs and weights
-    /// to bf16 and accumulates in f32 (CPU with AVX512-BF16; about 1e-2 from f32 logits).
+    /// Precision of the matrix products: their inputs and weights are rounded to bf16 or f16
+    /// and accumulated in f32, everything else stays f32 (about 1e-2 from f32 logits). On the
+    /// CPU, `bf16` needs AVX512-BF16 and `f16` is slow; both are meant for CUDA's tensor cores.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     /// Fail on the first unreadable video (no zip, empty zip, undecodable frame, no features)
@@ -81,7 +82,12 @@ pub struct PredictArgs {
 pub fn run(args: &PredictArgs) -> Result<()> {
     check_outputs(args)?;
     let start = Instant::now();
-    let summary = run_with_precision(args.device, args.precision, Predict { args })?;
+    let summary = run_with_precision(
+        args.device,
+        args.precision,
+        Workload::Inference,
+        Predict { args },
+    )?;
     let seconds = start.elapsed().as_secs_f64();
     log::info!(
         "predicted {} videos in {seconds:.1} s ({:.2} videos/s) into {}",

@@ -19,7 +19,7 @@ use vidcls_training::pretrain::job::{PretrainJob, pretrain};
 use super::flags;
 use super::train_args::{RunArgs, check_frame_size, print_summary};
 use super::visual_args::VisualArgs;
-use crate::device::{BackendTask, run_on, select_devices};
+use crate::device::{BackendTask, Workload, run_with_precision, select_devices};
 
 /// Arguments of `vidcls pretrain`.
 #[derive(Args, Debug)]
@@ -130,7 +130,12 @@ impl PretrainArgs {
 
 /// Runs `vidcls pretrain`.
 pub fn run(args: &PretrainArgs) -> Result<()> {
-    let summary = run_on(args.run.device, Pretrain { args })?;
+    let summary = run_with_precision(
+        args.run.device,
+        args.run.precision,
+        Workload::Training,
+        Pretrain { args },
+    )?;
     print_summary("pretrain", &args.run.out, &summary);
     Ok(())
 }

@@ -16,7 +16,7 @@ use vidcls_training::strategy::epoch_summary;
 use super::flags;
 use super::preset::PresetArg;
 use super::visual_args::VisualArgs;
-use crate::device::DeviceKind;
+use crate::device::{DeviceKind, Precision};
 
 /// The optimizer on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// Device to train on.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+    /// Precision of the forward passes' matrix products (weights, gradients and optimizer
+    /// state stay f32; see `vidcls predict --precision`). Meant for CUDA: on the CPU, `bf16`
+    /// and `f16` run slower than f32.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Train on these devices of --device at once, by index (`0,1,2,3`): each step's batch is
     /// shared out among them and their gradients summed on the first, which also holds the
     /// optimizer, the EMA and validation (default: the first device).

@@ -20,6 +20,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{TrainOutput, TrainStep};
 use vidcls_datasets::batcher::VideoBatch;
+use vidcls_model::kernels::MatmulPrecision;
 
 use crate::strategy::StepOutput;
 
@@ -40,6 +41,8 @@ where
     }
     let videos = batch.len().max(1) as f64;
     let shards = batch.shard(devices);
+    // The products' precision is per thread: each device's thread runs in the caller's.
+    let precision = MatmulPrecision::current();
     let outputs: Vec<(f64, TrainOutput<M::Output>)> = std::thread::scope(|scope| {
         let running: Vec<_> = shards
             .into_iter()
@@ -48,7 +51,8 @@ where
                 let replica = model.clone();
                 scope.spawn(move || {
                     let share = shard.len() as f64 / videos;
-                    (share, replica.fork(device).step(shard))
+                    let step = || replica.fork(device).step(shard);
+                    (share, precision.scope(step))
                 })
             })
             .collect();

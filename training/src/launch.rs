@@ -16,6 +16,7 @@ use burn_store::ModuleSnapshot;
 use vidcls_datasets::batcher::VideoBatch;
 use vidcls_datasets::dataset::VideoDataset;
 use vidcls_datasets::loader::VideoLoader;
+use vidcls_model::kernels::MatmulPrecision;
 use vidcls_model::loader::{load_hf_bert, load_official_swin, load_reference_weights_partial};
 
 use crate::checkpoint::{MODEL_FILE, ReferenceModel, RunConfig, copy_tokenizer};
@@ -210,7 +211,7 @@ pub fn main_device<D>(devices: &[D]) -> Result<&D> {
 /// error (also written to the log). With several `devices`, each step's batch is shared out
 /// among them (see `data_parallel`).
 pub fn launch<B, M>(
-    run: Launch<B, M>,
+    mut run: Launch<B, M>,
     devices: &[B::Device],
     metrics: impl FnOnce(
         SupervisedTraining<RunComponents<Autodiff<B>, M>>,
@@ -249,6 +250,14 @@ where
             device.clone(),
         )
     });
+    let precision = MatmulPrecision::current();
+    if precision != MatmulPrecision::F32 {
+        run.files.log(&format!(
+            "the forward passes' matrix products run in {} (weights, gradients and optimizer \
+             state in f32)",
+            format!("{precision:?}").to_lowercase()
+        ));
+    }
     let run_dir = run.files.dir().to_path_buf();
     let report = Arc::new(Mutex::new(FitReport::default()));
     let files = Arc::new(Mutex::new(run.files));
@@ -262,6 +271,7 @@ where
         files: files.clone(),
         report: report.clone(),
         devices: devices.to_vec(),
+        precision,
         model: std::marker::PhantomData,
     };
     let learner = Learner::new(run.model, run.optimizer, run.schedule);

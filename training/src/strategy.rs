@@ -25,6 +25,7 @@ use rand::seq::SliceRandom;
 use vidcls_datasets::batcher::VideoBatch;
 use vidcls_datasets::dataset::VideoDataset;
 use vidcls_datasets::loader::VideoLoader;
+use vidcls_model::kernels::MatmulPrecision;
 
 use crate::checkpoint::{LAST_FILE, MODEL_FILE, RAW_FILE, ReferenceModel, save_weights};
 use crate::data_parallel::{self, weighted_sum};
@@ -318,6 +319,9 @@ pub struct TrainStrategy<B: AutodiffBackend, M: AutodiffModule<B>> {
     /// The devices: the first holds the model, the optimizer, the EMA and validation; with
     /// more, each step's batch is shared out among them (see `data_parallel`).
     pub devices: Vec<B::Device>,
+    /// The precision of the forward passes' products (per thread: the fit runs in it wherever
+    /// burn-train calls it from).
+    pub precision: MatmulPrecision,
     /// The trained model's type.
     pub model: std::marker::PhantomData<M>,
 }
@@ -599,7 +603,9 @@ where
             interrupter,
             ..
         } = components;
-        let outcome = self.run(&mut fit, &interrupter, &mut processor);
+        let outcome = self
+            .precision
+            .scope(|| self.run(&mut fit, &interrupter, &mut processor));
         let mut report = self.report.lock().expect("report");
         report.history = fit.state.history.clone();
         report.steps = fit.state.step;

@@ -13,6 +13,7 @@ use super::flex::{
     contiguous, dims, from_flex, from_flex_or_unchanged, tensor_of, to_flex, values,
 };
 use super::matrix::MatrixView;
+use super::precision::{MatmulPrecision, product};
 use super::{attention_training, math, parallel};
 
 /// Rayon tasks per thread: a few, to balance the load; not many, since each task transposes
@@ -46,9 +47,15 @@ pub struct AttentionInput<B: Backend> {
 /// probabilities (only where it is active: in training, under autodiff).
 pub fn attention<B: Backend>(input: AttentionInput<B>, dropout: Option<&Dropout>) -> Tensor<B, 3> {
     check_bias_shape(&input);
-    let input = match attention_training::try_attention(input, dropout) {
-        Ok(output) => return output,
-        Err(input) => input,
+    if !MatmulPrecision::fused(false) {
+        return composed_attention(input, dropout);
+    }
+    let input = match MatmulPrecision::fused(true) {
+        true => match attention_training::try_attention(input, dropout) {
+            Ok(output) => return output,
+            Err(input) => input,
+        },
+        false => input,
     };
     let AttentionInput {
         query,
@@ -128,8 +135,11 @@ pub fn composed_attention<B: Backend>(
             .reshape([batch, len, heads, head_dim])
             .swap_dims(1, 2)
     };
-    let scores = split_heads(input.query.mul_scalar(input.scale))
-        .matmul(split_heads(input.key).swap_dims(2, 3));
+    let scores = product(
+        split_heads(input.query.mul_scalar(input.scale)),
+        split_heads(input.key).swap_dims(2, 3),
+        Tensor::matmul,
+    );
     let scores = match input.bias {
         Some(bias) => {
             let [bias_batch, _, bias_queries, keys] = bias.dims();
@@ -152,8 +162,7 @@ pub fn composed_attention<B: Backend>(
         Some(layer) => super::dropout(layer, probs),
         None => probs,
     };
-    probs
-        .matmul(split_heads(input.value))
+    product(probs, split_heads(input.value), Tensor::matmul)
         .swap_dims(1, 2)
         .reshape([batch, queries, features])
 }

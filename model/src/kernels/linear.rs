@@ -1,8 +1,10 @@
 //! Linear layers with what surrounds them fused into the matrix product: the bias, the GELU
 //! that follows, or the residual connection that the output is added to.
 
+use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
+use burn::tensor::module;
 use burn_flex::FlexTensor;
 
 use super::activation::BiasGelu;
@@ -14,7 +16,7 @@ use super::flex::{
 use super::linear_training;
 use super::matrix::{MatrixView, f32_gemm};
 use super::parallel::{RowKernel, for_row_groups};
-use super::precision::MatmulPrecision;
+use super::precision::{MatmulPrecision, product};
 
 /// `layer.forward(input)`.
 ///
@@ -53,6 +55,26 @@ pub fn linear_residual<B: Backend, const D: usize>(
     }
 }
 
+/// `input [.., k] x weight [k, n] + bias [n]` with Burn operations: what the fused kernels
+/// replace, and what other backends (CUDA) run. The product's inputs are cast to the thread's
+/// [`MatmulPrecision`] (the bias is added in f32); in f32 this is Burn's `Linear::forward`.
+pub fn composed_linear<B: Backend, const D: usize>(
+    input: Tensor<B, D>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, D> {
+    if MatmulPrecision::current().cast_dtype().is_none() {
+        return module::linear(input, weight, bias);
+    }
+    let output = product(input, weight, |input, weight| {
+        module::linear(input, weight, None)
+    });
+    match bias {
+        Some(bias) => output + bias.unsqueeze(),
+        None => output,
+    }
+}
+
 /// What happens to the product besides the bias.
 pub(super) enum Epilogue {
     None,
@@ -69,6 +91,7 @@ fn project<B: Backend, const D: usize>(
     let gelu = matches!(epilogue, Epilogue::Gelu);
     let input = match (&epilogue, &layer.bias) {
         (Epilogue::Residual(_), _) | (_, None) => input,
+        (_, Some(_)) if !MatmulPrecision::fused(true) => input,
         (_, Some(bias)) => match to_training(input) {
             Ok(input) => {
                 let (Ok(weight), Ok(bias)) =
@@ -81,10 +104,13 @@ fn project<B: Backend, const D: usize>(
             Err(input) => input,
         },
     };
-    let flex = to_flex(input).and_then(|input| match to_flex(layer.weight.val()) {
-        Ok(weight) => Ok((input, weight)),
-        Err(_) => Err(from_flex(input)),
-    });
+    let flex = match MatmulPrecision::fused(false) {
+        true => to_flex(input).and_then(|input| match to_flex(layer.weight.val()) {
+            Ok(weight) => Ok((input, weight)),
+            Err(_) => Err(from_flex(input)),
+        }),
+        false => Err(input),
+    };
     match flex {
         Ok((input, weight)) => {
             let bias = layer
@@ -97,7 +123,8 @@ fn project<B: Backend, const D: usize>(
             }
         }
         Err(input) => {
-            let output = layer.forward(input);
+            let bias = layer.bias.as_ref().map(Param::val);
+            let output = composed_linear(input, layer.weight.val(), bias);
             match epilogue {
                 Epilogue::None => output,
                 Epilogue::Gelu => burn::tensor::activation::gelu(output),

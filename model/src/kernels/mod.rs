@@ -7,7 +7,10 @@
 //! runs per head on matrix products that read and write the heads' columns in place, with a
 //! backward pass of its own (`attention_training`), and dropout draws its mask in parallel
 //! (`dropout`); everywhere else (CUDA) a function is the composition of Burn operations that it
-//! replaces (`composed_attention` for the attention), so results agree up to rounding. `MatmulPrecision` chooses bf16 products for the linear layers on the CPU.
+//! replaces (`composed_linear`, `composed_attention`), so results agree up to rounding.
+//! `MatmulPrecision` chooses the products' precision: bf16 for the fused linear layers of CPU
+//! inference; elsewhere (training in bf16 or f16, CUDA) the composed operations cast the
+//! products' inputs and keep everything else in f32.
 //! `adam_step` (the optimizer's element-wise arithmetic) and `weighted_sum` (the weights'
 //! moving average) are one pass each, with exactly the results of Burn's composition.
 //!
@@ -34,6 +37,6 @@ mod weighted_sum;
 pub use adam::{AdamArithmetic, AdamTensors, adam_step};
 pub use attention::{AttentionInput, attention, composed_attention};
 pub use dropout::dropout;
-pub use linear::{linear, linear_gelu, linear_residual};
+pub use linear::{composed_linear, linear, linear_gelu, linear_residual};
 pub use precision::MatmulPrecision;
 pub use weighted_sum::weighted_sum;

@@ -1,27 +1,42 @@
-//! The precision of the fused CPU kernels' matrix products, chosen per thread for a scope.
+//! The precision of the model's matrix products, chosen per thread for a scope, and the
+//! products of Burn's composed operations in that precision (mixed precision on CUDA).
 
 use std::cell::Cell;
 
+use burn::prelude::*;
+use burn::tensor::FloatDType;
+
 use super::bf16_gemm;
 
-/// Inputs of the linear layers' matrix products on the CPU (Flex backend).
+/// Inputs of the model's matrix products: the linear layers of the encoders (the `kernels`
+/// linear functions), the attention and the MLM decoder.
+///
+/// Everything else (LayerNorm, softmax, GELU, residual sums, dropout, the loss; the small
+/// heads, `video_dense` and Swin's patch embedding, under 1% of the FLOPs) stays f32, and
+/// so do the weights, their gradients and the optimizer's state: a product casts its inputs
+/// (weights included) for the forward pass, and its output back to f32, as PyTorch's autocast
+/// does with f32 master weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatmulPrecision {
     /// f32 inputs and accumulation.
     #[default]
     F32,
-    /// Inputs rounded to bf16, f32 accumulation, on the CPU's bf16 dot-product instruction
-    /// (AVX512-BF16); f32 on CPUs without it. Everything else (softmax, LayerNorm, GELU,
-    /// attention) stays f32, as under PyTorch's bf16 autocast.
+    /// Inputs rounded to bf16, f32 accumulation. CPU inference runs the linear layers on the
+    /// CPU's bf16 dot-product instruction (AVX512-BF16; f32 on CPUs without it) and the
+    /// attention in f32; training and other backends (CUDA) cast for Burn's products.
     Bf16,
+    /// Inputs rounded to f16, products of Burn's backend (on the CPU: Flex's f16 products,
+    /// slow, meant for checks; CUDA's tensor cores).
+    F16,
 }
 
 impl MatmulPrecision {
-    /// The precision the products of this thread actually use: bf16 only where the CPU has
-    /// the instruction.
+    /// The precision the fused CPU kernels' linear products of this thread actually use:
+    /// bf16 only where the CPU has the instruction.
     pub fn effective(self) -> Self {
         match self {
             MatmulPrecision::Bf16 if bf16_gemm::supported() => MatmulPrecision::Bf16,
+            MatmulPrecision::F16 => MatmulPrecision::F16,
             _ => MatmulPrecision::F32,
         }
     }
@@ -43,10 +58,47 @@ impl MatmulPrecision {
     pub fn current() -> Self {
         PRECISION.get()
     }
+
+    /// The dtype the products cast their inputs to (none for f32: no cast).
+    pub fn cast_dtype(self) -> Option<FloatDType> {
+        match self {
+            MatmulPrecision::F32 => None,
+            MatmulPrecision::Bf16 => Some(FloatDType::BF16),
+            MatmulPrecision::F16 => Some(FloatDType::F16),
+        }
+    }
+
+    /// Whether the fused CPU kernels run this thread's products: always in f32, and in bf16
+    /// for inference (not `training`), where the linear layers have a bf16 kernel. Otherwise
+    /// the composed operations run, with the casts of [`product`].
+    pub(super) fn fused(training: bool) -> bool {
+        match Self::current() {
+            MatmulPrecision::F32 => true,
+            MatmulPrecision::Bf16 => !training,
+            MatmulPrecision::F16 => false,
+        }
+    }
 }
 
 thread_local! {
     static PRECISION: Cell<MatmulPrecision> = const { Cell::new(MatmulPrecision::F32) };
+}
+
+/// `product(lhs, rhs)` with both inputs cast to this thread's precision and the result cast
+/// back to `lhs`'s dtype; exactly `product(lhs, rhs)` in f32. The casts are differentiable, so
+/// gradients reach f32 weights in f32.
+pub(super) fn product<B: Backend, const D: usize, const E: usize>(
+    lhs: Tensor<B, D>,
+    rhs: Tensor<B, E>,
+    product: impl FnOnce(Tensor<B, D>, Tensor<B, E>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    match MatmulPrecision::current().cast_dtype() {
+        None => product(lhs, rhs),
+        Some(dtype) => {
+            let output = lhs.dtype();
+            product(lhs.cast(dtype), rhs.cast(dtype)).cast(output)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@ use burn::module::{Initializer, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 
-use burn::tensor::module::linear;
-
 use crate::bert::bert_linear;
 use crate::kernels;
 
@@ -63,7 +61,7 @@ impl<B: Backend> MlmHead<B> {
         let transformed = self
             .layer_norm
             .forward(kernels::linear_gelu(&self.dense, hidden));
-        linear(
+        kernels::composed_linear(
             transformed,
             word_embeddings.transpose(),
             Some(self.bias.val()),

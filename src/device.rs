@@ -36,21 +36,17 @@ pub enum Precision {
 impl Precision {
     /// The flag's value.
     pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-            Precision::F16 => "f16",
-        }
+        MatmulPrecision::from(self).name()
     }
 
     /// The precision the products of inference on `kind` use (`bf16` falls back to `f32` on
     /// CPUs without AVX512-BF16).
     pub fn effective(self, kind: DeviceKind) -> Self {
-        match (kind, MatmulPrecision::from(self).effective()) {
-            (DeviceKind::Cuda, _) => self,
-            (DeviceKind::Cpu, MatmulPrecision::F32) => Precision::F32,
-            (DeviceKind::Cpu, MatmulPrecision::Bf16) => Precision::Bf16,
-            (DeviceKind::Cpu, MatmulPrecision::F16) => Precision::F16,
+        let products = MatmulPrecision::from(self);
+        if kind == DeviceKind::Cpu && products.effective() != products {
+            Precision::F32
+        } else {
+            self
         }
     }
 }
@@ -110,8 +106,7 @@ pub fn run_with_precision<T: BackendTask>(
                 }
             }
             _ => log::warn!(
-                "--precision {} on the CPU runs Burn's {} products with the casts CUDA uses: slower than f32, meant to check numbers",
-                precision.name(),
+                "--precision {0} on the CPU runs Burn's {0} products with the casts CUDA uses: slower than f32, meant to check numbers",
                 precision.name()
             ),
         }

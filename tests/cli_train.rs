@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use assert_cmd::Command;
-use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 fn vidcls() -> Command {
@@ -40,7 +39,7 @@ fn finetune_args(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
 }
 
 mod common;
-use common::{kill_after_steps, metrics_without_time, read, steps_logged};
+use common::{f32_tensors, kill_after_steps, metrics_without_time, read, steps_logged};
 
 #[test]
 fn a_run_killed_mid_epoch_resumes_to_the_same_weights() {
@@ -263,29 +262,6 @@ fn a_tiny_model_learns_and_its_run_directory_predicts_and_exports() {
     assert!(read(&ema) == read(&run.join("model.safetensors")));
     assert!(read(&raw) == read(&run.join("raw.safetensors")));
     assert!(read(&ema) != read(&raw));
-}
-
-/// The values of every float tensor of a safetensors file (all must be f32; Swin's integer
-/// position-index buffers are left out).
-fn f32_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<_> = file
-        .tensors()
-        .into_iter()
-        .filter(|(_, view)| view.dtype() != Dtype::I64)
-        .map(|(name, view)| {
-            assert_eq!(view.dtype(), Dtype::F32, "{name} of {}", path.display());
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|bytes| f32::from_le_bytes(bytes.try_into().unwrap()))
-                .collect();
-            (name, values)
-        })
-        .collect();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    tensors
 }
 
 /// `--precision bf16` and `f16` train with f32 weights (the checkpoints hold f32 tensors), the

@@ -33,6 +33,15 @@ fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor.into_data().to_vec::<f32>().unwrap()
 }
 
+/// The largest absolute difference between two equally long value lists.
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
 /// `value` rounded to `precision` (to nearest, ties to even, as the casts do).
 fn round(value: f32, precision: MatmulPrecision) -> f32 {
     match precision {
@@ -146,11 +155,7 @@ fn linear_layers_multiply_rounded_operands() {
             let gelu = values(kernels::linear_gelu(&layer, input.clone()));
             let f32_gelu =
                 MatmulPrecision::F32.scope(|| values(kernels::linear_gelu(&layer, input)));
-            let worst = gelu
-                .iter()
-                .zip(&f32_gelu)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let worst = max_difference(&gelu, &f32_gelu);
             assert!(
                 worst > 0.0 && worst < 0.5,
                 "{precision:?}: GELU off by {worst}"
@@ -223,11 +228,7 @@ fn attention_products_are_rounded() {
     let f32_output = values(kernels::attention(input(), None));
     for precision in REDUCED {
         let output = values(precision.scope(|| kernels::attention(input(), None)));
-        let worst = output
-            .iter()
-            .zip(&f32_output)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let worst = max_difference(&output, &f32_output);
         let allowed = 64.0 * unit(precision) as f32;
         assert!(
             worst > 1e-6 && worst < allowed,
@@ -263,11 +264,7 @@ fn a_classifier_in_reduced_precision_stays_close_to_f32() {
     let scale = f32_logits.iter().fold(0.0f32, |max, v| max.max(v.abs()));
     for precision in REDUCED {
         let logits = precision.scope(forward);
-        let worst = logits
-            .iter()
-            .zip(&f32_logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let worst = max_difference(&logits, &f32_logits);
         let relative = worst / scale;
         eprintln!(
             "{precision:?}: max |logits - f32 logits| = {worst:.3e} ({relative:.3e} of the largest)"

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use safetensors::{Dtype, SafeTensors};
+
 /// The bytes of a file.
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -47,4 +49,27 @@ pub fn metrics_without_time(run: &Path) -> Vec<String> {
         .lines()
         .map(|line| line.rsplit_once(',').unwrap().0.to_string())
         .collect()
+}
+
+/// The values of every float tensor of a safetensors file (all must be f32; Swin's integer
+/// position-index buffers are left out).
+pub fn f32_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = read(path);
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<_> = file
+        .tensors()
+        .into_iter()
+        .filter(|(_, view)| view.dtype() != Dtype::I64)
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), Dtype::F32, "{name} of {}", path.display());
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|bytes| f32::from_le_bytes(bytes.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
 }

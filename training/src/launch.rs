@@ -255,7 +255,7 @@ where
         run.files.log(&format!(
             "the forward passes' matrix products run in {} (weights, gradients and optimizer \
              state in f32)",
-            format!("{precision:?}").to_lowercase()
+            precision.name()
         ));
     }
     let run_dir = run.files.dir().to_path_buf();

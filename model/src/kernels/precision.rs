@@ -54,6 +54,15 @@ impl MatmulPrecision {
         work()
     }
 
+    /// The name of the precision (`f32`, `bf16`, `f16`), as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulPrecision::F32 => "f32",
+            MatmulPrecision::Bf16 => "bf16",
+            MatmulPrecision::F16 => "f16",
+        }
+    }
+
     /// The precision of this thread's products (f32 outside a [`MatmulPrecision::scope`]).
     pub fn current() -> Self {
         PRECISION.get()

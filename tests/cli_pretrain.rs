@@ -247,10 +247,11 @@ fn a_pretraining_run_resumes_exports_and_starts_a_finetuning() {
     );
 }
 
-/// Pre-training in bf16 (the MLM decoder's and the heads' products included) keeps f32
-/// weights, and its losses stay within a few percent of the f32 run's.
+/// Pre-training in bf16 and in f16 (the MLM decoder's and the heads' products included;
+/// f16 with its dynamic loss scaling) keeps f32 weights, and its losses stay within a few
+/// percent of the f32 run's.
 #[test]
-fn pretraining_in_bf16_keeps_f32_weights() {
+fn pretraining_in_bf16_and_f16_keeps_f32_weights() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     synth(&data);
@@ -262,18 +263,23 @@ fn pretraining_in_bf16_keeps_f32_weights() {
             .args(["--precision", precision])
             .assert()
             .success();
+        let log = std::fs::read_to_string(out.join("train.log")).unwrap();
+        let scaled = log.contains("dynamic loss scaling: losses multiplied by 65536");
+        assert_eq!(scaled, precision == "f16", "{log}");
         let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
         common::f32_tensors(&out.join("raw.safetensors"));
         metrics
     };
-    let (f32_metrics, bf16_metrics) = (run("f32"), run("bf16"));
     let valid_loss = |metrics: &str| -> f64 {
         let line = metrics.lines().nth(1).expect("one epoch logged");
         line.split(',').nth(3).unwrap().parse().unwrap()
     };
-    let (f32_loss, bf16_loss) = (valid_loss(&f32_metrics), valid_loss(&bf16_metrics));
-    assert!(
-        f32_loss != bf16_loss && (f32_loss - bf16_loss).abs() < 0.05 * f32_loss,
-        "validation loss: f32 {f32_loss}, bf16 {bf16_loss}"
-    );
+    let f32_loss = valid_loss(&run("f32"));
+    for precision in ["bf16", "f16"] {
+        let loss = valid_loss(&run(precision));
+        assert!(
+            f32_loss != loss && (f32_loss - loss).abs() < 0.05 * f32_loss,
+            "validation loss: f32 {f32_loss}, {precision} {loss}"
+        );
+    }
 }

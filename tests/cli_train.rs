@@ -283,6 +283,8 @@ fn mixed_precision_runs_keep_f32_weights_close_to_f32_runs() {
         let log = std::fs::read_to_string(out.join("train.log")).unwrap();
         let said = format!("matrix products run in {precision}");
         assert_eq!(log.contains(&said), precision != "f32", "{log}");
+        let scaled = log.contains("dynamic loss scaling: losses multiplied by 65536");
+        assert_eq!(scaled, precision == "f16", "{log}");
         f32_tensors(&out.join("raw.safetensors"))
     };
     let reference = run("f32");
@@ -302,6 +304,52 @@ fn mixed_precision_runs_keep_f32_weights_close_to_f32_runs() {
             "{precision}: weights {moved:e} from the f32 run's"
         );
     }
+}
+
+/// f16 training from `--loss-scale 1e7`: the first steps' gradients overflow f16, so they are
+/// skipped and halve the scale (the log says so) until it fits; a run killed in that phase
+/// resumes with the scale it had reached, to the weights of the uninterrupted run.
+#[test]
+fn f16_runs_skip_overflowing_steps_and_resume_with_their_loss_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 24, 3);
+    let settings = [
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "16",
+        "--val-ratio",
+        "0",
+        "--checkpoint-every",
+        "4",
+        "--precision",
+        "f16",
+        "--loss-scale",
+        "1e7",
+    ];
+    let whole = dir.path().join("whole");
+    vidcls()
+        .args(finetune_args(&data, &whole, &settings))
+        .assert()
+        .success();
+    let log = std::fs::read_to_string(whole.join("train.log")).unwrap();
+    assert!(
+        log.contains("step 1: gradients overflowed at loss scale 10000000: optimizer step skipped, loss scale now 5000000"),
+        "{log}"
+    );
+    let skipped = log.matches("optimizer step skipped").count();
+    assert!((3..13).contains(&skipped), "{skipped} steps skipped: {log}");
+
+    let killed = dir.path().join("killed");
+    kill_after_steps(&finetune_args(&data, &killed, &settings), &killed, 6);
+    vidcls()
+        .args(finetune_args(&data, &killed, &settings))
+        .arg("--resume")
+        .assert()
+        .success();
+    assert!(read(&whole.join("raw.safetensors")) == read(&killed.join("raw.safetensors")));
+    assert_eq!(steps_logged(&killed), steps_logged(&whole));
 }
 
 #[test]

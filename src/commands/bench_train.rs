@@ -1,5 +1,6 @@
 //! `vidcls bench train`: throughput of full fine-tuning steps (forward, loss, backward, the
-//! adversarial passes, BertAdam and the EMA update) on random inputs.
+//! adversarial passes, BertAdam and the EMA update; with f16 products, loss scaling as in
+//! `finetune`) on random inputs.
 
 use anyhow::Result;
 use burn::backend::Autodiff;
@@ -11,11 +12,12 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use vidcls_datasets::batcher::{VideoBatch, VisualBatch};
 use vidcls_training::config::{Adversarial, Preset, TrainingConfig};
-use vidcls_training::data_parallel;
 use vidcls_training::ema::Ema;
+use vidcls_training::loss_scale::{DEFAULT_INITIAL_SCALE, LossScaler};
 use vidcls_training::optim::{AdamOptimizer, AdamSettings};
 use vidcls_training::schedule::LrSchedule;
 use vidcls_training::step::{FinetuneModel, Objective};
+use vidcls_training::update::train_update;
 
 use super::bench_infer::{Inputs, ModelBenchArgs, time};
 use crate::device::{BackendTask, Precision, Workload, run_with_precision, select_devices};
@@ -95,22 +97,23 @@ impl BackendTask for TrainBench<'_> {
             issues: Vec::new(),
         };
         let training = &self.training;
-        let model = FinetuneModel {
-            classifier: config.init_classifier::<Autodiff<B>>(&device),
-            objective: Objective {
+        let model = FinetuneModel::new(
+            config.init_classifier::<Autodiff<B>>(&device),
+            Objective {
                 label_smoothing: training.label_smoothing,
                 adversarial: training.adversarial,
             },
-        };
+        );
         let mut ema = Ema::new(training.ema_decay, &model.classifier);
         // Mid-schedule, so that the learning rate is not 0.
         let schedule = LrSchedule::new(training, 100_000).at_step(50_000);
         let optimizer = AdamOptimizer::new(AdamSettings::from_config(training));
         let mut learner = Learner::new(model, optimizer, schedule);
+        // f16 scales its losses, as `finetune` does.
+        let mut scaler =
+            (self.args.precision == Precision::F16).then(|| LossScaler::new(DEFAULT_INITIAL_SCALE));
         let seconds = time::<_, Autodiff<B>>(args.iterations, &device, || {
-            learner.lr_step();
-            let output = data_parallel::train_step(&learner.model(), batch.clone(), &devices);
-            learner.optimizer_step(output.grads);
+            let output = train_update(&mut learner, batch.clone(), &devices, scaler.as_mut());
             ema.update(&learner.model().valid().classifier);
             output.item.loss.into_data()
         });

@@ -222,6 +222,7 @@ impl BackendTask for Finetune<'_> {
             resume: args.run.resume,
             workers: args.run.workers,
             dashboard: args.run.dashboard(),
+            loss_scale: args.run.initial_loss_scale(),
         };
         finetune::<B>(job, &select_devices::<B>(&args.run.devices)?)
     }

@@ -38,6 +38,27 @@ pub fn non_negative(value: &str) -> Result<f64, String> {
     Ok(parsed)
 }
 
+/// A loss scale: `off`, or a finite number above 0 (the initial scale), as f32 holds it.
+pub fn loss_scale(value: &str) -> Result<LossScale, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(LossScale::Off);
+    }
+    let parsed = finite(value)? as f32;
+    if !(parsed > 0.0 && parsed.is_finite()) {
+        return Err("must be `off` or a number above 0 that f32 holds".into());
+    }
+    Ok(LossScale::Initial(parsed))
+}
+
+/// The `--loss-scale` of a training run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossScale {
+    /// No loss scaling.
+    Off,
+    /// Dynamic loss scaling from this scale.
+    Initial(f32),
+}
+
 fn finite(value: &str) -> Result<f64, String> {
     let parsed: f64 = value.parse().map_err(|e| format!("{e}"))?;
     if !parsed.is_finite() {
@@ -58,5 +79,10 @@ mod tests {
         assert!(rate("1").is_err() && rate("NaN").is_err() && rate("-0.1").is_err());
         assert!(open_unit("0").is_err() && open_unit("0.15").is_ok());
         assert!(non_negative("inf").is_err() && non_negative("0").is_ok());
+        assert_eq!(loss_scale("OFF"), Ok(LossScale::Off));
+        assert_eq!(loss_scale("1024"), Ok(LossScale::Initial(1024.0)));
+        assert!(
+            loss_scale("0").is_err() && loss_scale("1e39").is_err() && loss_scale("x").is_err()
+        );
     }
 }

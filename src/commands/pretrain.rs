@@ -190,6 +190,7 @@ impl BackendTask for Pretrain<'_> {
             resume: args.run.resume,
             workers: args.run.workers,
             dashboard: args.run.dashboard(),
+            loss_scale: args.run.initial_loss_scale(),
         };
         pretrain::<B>(job, &select_devices::<B>(&args.run.devices)?)
     }

@@ -11,6 +11,7 @@ use vidcls_model::{BertConfig, VideoModelConfig};
 use vidcls_training::checkpoint::{RunConfig, checkpoint_model_config};
 use vidcls_training::config::{OptimizerKind, Preset, TrainingConfig};
 use vidcls_training::launch::RunSummary;
+use vidcls_training::loss_scale::DEFAULT_INITIAL_SCALE;
 use vidcls_training::strategy::epoch_summary;
 
 use super::flags;
@@ -107,6 +108,12 @@ pub struct RunArgs {
     /// and `f16` run slower than f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// Dynamic loss scaling, as PyTorch's GradScaler: the losses are multiplied by a scale
+    /// before the backward passes so that small gradients survive f16, a step whose gradients
+    /// overflow is skipped and halves the scale, 2000 steps without overflow double it. The
+    /// initial scale, or `off` (default: 65536 with `--precision f16`, off otherwise).
+    #[arg(long, value_name = "SCALE|off", value_parser = flags::loss_scale)]
+    pub loss_scale: Option<flags::LossScale>,
     /// Train on these devices of --device at once, by index (`0,1,2,3`): each step's batch is
     /// shared out among them and their gradients summed on the first, which also holds the
     /// optimizer, the EMA and validation (default: the first device).
@@ -235,6 +242,15 @@ impl RunArgs {
                 model
             }
         })
+    }
+
+    /// The initial scale of dynamic loss scaling, if the run scales its losses.
+    pub fn initial_loss_scale(&self) -> Option<f32> {
+        match self.loss_scale {
+            Some(flags::LossScale::Off) => None,
+            Some(flags::LossScale::Initial(scale)) => Some(scale),
+            None => (self.precision == Precision::F16).then_some(DEFAULT_INITIAL_SCALE),
+        }
     }
 
     /// Whether burn-train's dashboard can own the terminal.

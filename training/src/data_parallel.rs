@@ -99,16 +99,17 @@ struct WeightedGradientSum<'a, B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for WeightedGradientSum<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let sum = self
+        let parts: Vec<_> = self
             .parts
             .iter_mut()
             .filter_map(|(share, grads)| {
                 let grad = grads.remove::<B::InnerBackend, D>(param.id)?;
-                Some(grad.to_device(self.device).mul_scalar(*share))
+                Some((*share, grad.to_device(self.device)))
             })
-            .reduce(|sum, grad| sum + grad);
-        if let Some(sum) = sum {
-            self.sum.register::<B::InnerBackend, D>(param.id, sum);
+            .collect();
+        if !parts.is_empty() {
+            self.sum
+                .register::<B::InnerBackend, D>(param.id, weighted_sum(parts));
         }
     }
 }

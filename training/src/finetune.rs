@@ -57,6 +57,8 @@ pub struct FinetuneJob {
     pub workers: usize,
     /// burn-train's terminal dashboard (else plain lines on stdout).
     pub dashboard: bool,
+    /// The initial scale of dynamic loss scaling (see `loss_scale`), if the losses are scaled.
+    pub loss_scale: Option<f32>,
 }
 
 /// Runs a fine-tuning job on the devices `devices` of backend `B` (see [`launch`]).
@@ -154,14 +156,8 @@ pub fn finetune<B: Backend>(job: FinetuneJob, devices: &[B::Device]) -> Result<R
                 let mut ema_model = job.config.model.init_classifier::<B>(device);
                 load_reference_weights(&mut ema_model, path)
                     .with_context(|| path.display().to_string())?;
-                let trained = FinetuneModel {
-                    classifier: classifier.clone(),
-                    objective,
-                };
-                let saved = FinetuneModel {
-                    classifier: ema_model,
-                    objective,
-                };
+                let trained = FinetuneModel::new(classifier.clone(), objective);
+                let saved = FinetuneModel::new(ema_model, objective);
                 ema = Some(Ema::resumed(training.ema_decay, &trained, &saved));
             }
             optimizer = optimizer.with_state(point.moments.clone(), point.state.step);
@@ -174,10 +170,7 @@ pub fn finetune<B: Backend>(job: FinetuneJob, devices: &[B::Device]) -> Result<R
         }
     }
     let schedule = LrSchedule::new(&training, plan.total_steps()).at_step(start.step);
-    let model = FinetuneModel {
-        classifier,
-        objective,
-    };
+    let model = FinetuneModel::new(classifier, objective);
     files.log(&format!(
         "model: {} parameters; training: {}",
         model.classifier.num_params(),
@@ -194,6 +187,7 @@ pub fn finetune<B: Backend>(job: FinetuneJob, devices: &[B::Device]) -> Result<R
         ema,
         start,
         files,
+        loss_scale: job.loss_scale,
         dashboard: job.dashboard,
         log_every: training.log_every,
     };

@@ -20,6 +20,7 @@ use vidcls_model::kernels::MatmulPrecision;
 use vidcls_model::loader::{load_hf_bert, load_official_swin, load_reference_weights_partial};
 
 use crate::checkpoint::{MODEL_FILE, ReferenceModel, RunConfig, copy_tokenizer};
+use crate::loss_scale::{LossScaler, ScalesLoss};
 use crate::optim::AdamOptimizer;
 use crate::renderer::PlainRenderer;
 use crate::resume::{RESUME_DIR, ResumePoint, ResumeState, load_resume_point};
@@ -195,6 +196,9 @@ pub struct Launch<B: Backend, M> {
     pub start: ResumeState,
     /// The run directory's files.
     pub files: RunFiles,
+    /// The initial scale of dynamic loss scaling (see `loss_scale`), if the losses are scaled;
+    /// a resumed run that scaled its losses goes on from its own state.
+    pub loss_scale: Option<f32>,
     /// burn-train's terminal dashboard (else plain lines every `log_every` steps).
     pub dashboard: bool,
     /// Steps between plain log lines.
@@ -221,6 +225,7 @@ where
     B: Backend,
     M: TrainStep<Input = VideoBatch<Autodiff<B>>>
         + AutodiffModule<Autodiff<B>>
+        + ScalesLoss
         + core::fmt::Display
         + 'static,
     <M as TrainStep>::Output: StepOutput,
@@ -256,6 +261,18 @@ where
             "the forward passes' matrix products run in {} (weights, gradients and optimizer \
              state in f32)",
             precision.name()
+        ));
+    }
+    run.start.loss_scaler = run.loss_scale.map(|initial| {
+        run.start
+            .loss_scaler
+            .unwrap_or_else(|| LossScaler::new(initial))
+    });
+    if let Some(scaler) = &run.start.loss_scaler {
+        run.files.log(&format!(
+            "dynamic loss scaling: losses multiplied by {} before the backward passes, halved \
+             after an overflow (the step is skipped), doubled after {} steps without one",
+            scaler.scale, scaler.growth_interval
         ));
     }
     let run_dir = run.files.dir().to_path_buf();

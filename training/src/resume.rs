@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{ReferenceModel, save_weights};
+use crate::loss_scale::LossScaler;
 use crate::optim::{AdamOptimizer, Moments};
 use crate::run::EpochRecord;
 use anyhow::{Context, Result, bail};
@@ -49,6 +50,9 @@ pub struct ResumeState {
     /// The lowest validation loss so far (pre-training).
     #[serde(default)]
     pub best_valid_loss: Option<f64>,
+    /// Dynamic loss scaling's state, if the run scales its losses.
+    #[serde(default)]
+    pub loss_scaler: Option<LossScaler>,
 }
 
 impl ResumeState {
@@ -62,6 +66,7 @@ impl ResumeState {
             history: Vec::new(),
             best_mean_f1: None,
             best_valid_loss: None,
+            loss_scaler: None,
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::checkpoint::ReferenceModel;
 
 use crate::config::Adversarial;
 use crate::loss::cross_entropy;
+use crate::loss_scale::{ScalesLoss, scaled_backward};
 
 /// What a step optimizes besides the model: the loss and the adversarial training.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +37,27 @@ pub struct FinetuneModel<B: Backend> {
     /// The loss and adversarial settings.
     #[module(skip)]
     pub objective: Objective,
+    /// The factor every pass's loss is multiplied by before its backward pass (dynamic loss
+    /// scaling, see `loss_scale`; 1 otherwise).
+    #[module(skip)]
+    pub loss_scale: f32,
+}
+
+impl<B: Backend> FinetuneModel<B> {
+    /// A classifier to fine-tune for `objective`, its losses unscaled.
+    pub fn new(classifier: VideoClassifier<B>, objective: Objective) -> Self {
+        FinetuneModel {
+            classifier,
+            objective,
+            loss_scale: 1.0,
+        }
+    }
+}
+
+impl<B: Backend> ScalesLoss for FinetuneModel<B> {
+    fn with_loss_scale(self, loss_scale: f32) -> Self {
+        FinetuneModel { loss_scale, ..self }
+    }
 }
 
 impl<B: Backend> ReferenceModel for FinetuneModel<B> {
@@ -132,10 +154,8 @@ impl<B: AutodiffBackend> FinetuneModel<B> {
         delta: Option<&Tensor<B::InnerBackend, 2>>,
     ) -> (B::Gradients, Option<Tensor<B::InnerBackend, 3>>) {
         let delta = delta.map(|delta| Tensor::from_inner(delta.clone()));
-        let grads = self
-            .loss(inputs, visual.leaf.clone(), delta)
-            .loss
-            .backward();
+        let loss = self.loss(inputs, visual.leaf.clone(), delta).loss;
+        let grads = scaled_backward(loss, self.loss_scale);
         let visual_gradient = visual.leaf.grad(&grads);
         (grads, visual_gradient)
     }
@@ -208,7 +228,8 @@ impl<B: AutodiffBackend> TrainStep for FinetuneModel<B> {
         let inputs = Inputs::new(batch);
         if self.objective.adversarial == Adversarial::None {
             let output = self.forward_loss(&inputs, None);
-            let grads = GradientsParams::from_grads(output.loss.backward(), self);
+            let grads = scaled_backward(output.loss.clone(), self.loss_scale);
+            let grads = GradientsParams::from_grads(grads, self);
             return TrainOutput {
                 grads,
                 item: output,
@@ -216,7 +237,7 @@ impl<B: AutodiffBackend> TrainStep for FinetuneModel<B> {
         }
         let visual = SharedVisual::new(self.visual_states(&inputs));
         let output = self.loss(&inputs, visual.leaf.clone(), None);
-        let grads = output.loss.backward();
+        let grads = scaled_backward(output.loss.clone(), self.loss_scale);
         let mut visual_gradients: Vec<_> = visual.leaf.grad(&grads).into_iter().collect();
         let mut gradient = self.word_gradient(&grads);
         let mut total = GradientsParams::from_grads(grads, self);

@@ -28,8 +28,9 @@ use vidcls_datasets::loader::VideoLoader;
 use vidcls_model::kernels::MatmulPrecision;
 
 use crate::checkpoint::{LAST_FILE, MODEL_FILE, RAW_FILE, ReferenceModel, save_weights};
-use crate::data_parallel::{self, weighted_sum};
+use crate::data_parallel::weighted_sum;
 use crate::ema::Ema;
+use crate::loss_scale::ScalesLoss;
 use crate::metric::{Scores, score};
 use crate::optim::AdamOptimizer;
 use crate::pretrain::output::{PretrainOutput, PretrainStats};
@@ -37,6 +38,7 @@ use crate::renderer::format_duration;
 use crate::resume::{ResumeState, save_resume_point};
 use crate::run::{EpochRecord, RunFiles};
 use crate::schedule::LrSchedule;
+use crate::update::train_update;
 
 /// burn-train's components of a run training `M` on the autodiff backend `B`.
 pub type RunComponents<B, M> = LearningComponentsMarker<B, LrSchedule, M, AdamOptimizer<B>>;
@@ -341,7 +343,11 @@ where
 impl<B, M> TrainStrategy<B, M>
 where
     B: AutodiffBackend,
-    M: TrainStep<Input = VideoBatch<B>> + AutodiffModule<B> + core::fmt::Display + 'static,
+    M: TrainStep<Input = VideoBatch<B>>
+        + AutodiffModule<B>
+        + ScalesLoss
+        + core::fmt::Display
+        + 'static,
     <M as TrainStep>::Output: StepOutput,
     M::InnerModule: InferenceStep<Input = VideoBatch<B::InnerBackend>> + ReferenceModel,
     <M::InnerModule as InferenceStep>::Output: StepOutput,
@@ -506,9 +512,21 @@ where
                     &self.devices[0],
                     plan.seed.wrapping_add(fit.state.step as u64),
                 );
-                fit.learner.lr_step();
-                let output = data_parallel::train_step(&fit.learner.model(), batch, &self.devices);
-                fit.learner.optimizer_step(output.grads);
+                let output = train_update(
+                    &mut fit.learner,
+                    batch,
+                    &self.devices,
+                    fit.state.loss_scaler.as_mut(),
+                );
+                if let (Some(scale), Some(scaler)) = (output.overflowed_at, &fit.state.loss_scaler)
+                {
+                    self.log(&format!(
+                        "step {}: gradients overflowed at loss scale {scale}: optimizer step \
+                         skipped, loss scale now {}",
+                        fit.state.step + 1,
+                        scaler.scale
+                    ));
+                }
                 if let Some(ema) = &mut fit.ema {
                     ema.update(&fit.learner.model().valid());
                 }
@@ -574,7 +592,11 @@ where
 impl<B, M> SupervisedLearningStrategy<RunComponents<B, M>> for TrainStrategy<B, M>
 where
     B: AutodiffBackend,
-    M: TrainStep<Input = VideoBatch<B>> + AutodiffModule<B> + core::fmt::Display + 'static,
+    M: TrainStep<Input = VideoBatch<B>>
+        + AutodiffModule<B>
+        + ScalesLoss
+        + core::fmt::Display
+        + 'static,
     <M as TrainStep>::Output: StepOutput,
     M::InnerModule: InferenceStep<Input = VideoBatch<B::InnerBackend>> + ReferenceModel,
     <M::InnerModule as InferenceStep>::Output: StepOutput,

@@ -2,13 +2,16 @@
 //! REFERENCE.md in `scripts/train_reference.py`: the fixtures of
 //! `scripts/make_train_fixtures.py` hold the initial weights, a batch, and the weights after
 //! the steps of each case (plain, no smoothing, FGM, PGD, several steps with EMA, weight decay,
-//! AdamW), with the learning rates and losses PyTorch saw.
+//! AdamW), with the learning rates and losses PyTorch saw; `scripts/make_loss_scale_fixtures.py`
+//! writes PyTorch's GradScaler steps for the dynamic loss scaling of f16 training.
 
 use std::path::{Path, PathBuf};
 
 use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
+use burn::nn::LinearConfig;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::train::Learner;
@@ -19,11 +22,13 @@ use vidcls_model::VideoModelConfig;
 use vidcls_model::kernels::MatmulPrecision;
 use vidcls_model::loader::{load_reference_weights, save_classifier_safetensors};
 use vidcls_training::config::{Adversarial, OptimizerKind, TrainingConfig};
-use vidcls_training::data_parallel;
 use vidcls_training::ema::Ema;
+use vidcls_training::loss_scale::{DEFAULT_INITIAL_SCALE, LossScaler};
 use vidcls_training::optim::{AdamOptimizer, AdamSettings};
 use vidcls_training::schedule::LrSchedule;
 use vidcls_training::step::{FinetuneModel, Objective};
+use vidcls_training::strategy::RunComponents;
+use vidcls_training::update::train_update;
 
 mod common;
 use common::read_tensors;
@@ -238,6 +243,152 @@ fn mixed_precision_steps_stay_close_to_the_pytorch_reference() {
     }
 }
 
+/// A learner at the start of `case`: the initial weights, fresh optimizer moments, the
+/// schedule at the case's first step.
+fn case_learner(case: &Value, device: &FlexDevice) -> Learner<RunComponents<B, FinetuneModel<B>>> {
+    let config: VideoModelConfig =
+        serde_json::from_str(&std::fs::read_to_string(fixture("config.json")).unwrap()).unwrap();
+    let training = training_config(case);
+    let mut classifier = config.init_classifier::<B>(device);
+    load_reference_weights(&mut classifier, fixture("initial.safetensors")).unwrap();
+    let schedule = LrSchedule::new(&training, case["total_steps"].as_u64().unwrap() as usize)
+        .at_step(case["start_step"].as_u64().unwrap() as usize);
+    let model = FinetuneModel::new(
+        classifier,
+        Objective {
+            label_smoothing: training.label_smoothing,
+            adversarial: training.adversarial,
+        },
+    );
+    let optimizer = AdamOptimizer::<B>::new(AdamSettings::from_config(&training));
+    Learner::new(model, optimizer, schedule)
+}
+
+/// Every trainable weight of `learner`'s model, flattened in visiting order.
+fn weights(learner: &Learner<RunComponents<B, FinetuneModel<B>>>) -> Vec<f32> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weights.safetensors");
+    save_classifier_safetensors(&learner.model().valid().classifier, &path).unwrap();
+    let mut tensors: Vec<_> = read_tensors(&path).into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
+        .into_iter()
+        .flat_map(|(_, (_, values))| values)
+        .collect()
+}
+
+/// f16 FGM steps from a loss scale so large that the gradients overflow f16: each such step
+/// leaves the weights as they were and halves the scale (the learning-rate schedule goes on,
+/// as with GradScaler); the first step that does not overflow moves the weights as a step at
+/// GradScaler's initial 65536 does at the same point of the schedule, up to f16's rounding.
+#[test]
+fn overflowing_f16_steps_are_skipped_and_halve_the_loss_scale() {
+    let case = cases()
+        .into_iter()
+        .find(|case| case["adversarial"] == "fgm")
+        .unwrap();
+    let device = Default::default();
+    MatmulPrecision::F16.scope(|| {
+        let mut learner = case_learner(&case, &device);
+        let initial = weights(&learner);
+        let mut scaler = LossScaler::new(2f32.powi(40));
+        let mut skipped = 0;
+        loop {
+            let scale = scaler.scale;
+            let update = train_update(&mut learner, batch(), &[device], Some(&mut scaler));
+            let Some(overflowed_at) = update.overflowed_at else {
+                break;
+            };
+            assert_eq!(overflowed_at, scale);
+            assert_eq!(scaler.scale, scale / 2.0, "the scale halves");
+            assert!(
+                weights(&learner) == initial,
+                "a skipped step moved the weights"
+            );
+            skipped += 1;
+            assert!(skipped < 40, "the gradients overflow at every scale");
+        }
+        assert!(skipped >= 10, "only {skipped} steps overflowed from 2^40");
+        let scaled = weights(&learner);
+
+        let mut usual = case_learner(&case, &device);
+        for _ in 0..skipped {
+            usual.lr_step();
+        }
+        let mut scaler = LossScaler::new(DEFAULT_INITIAL_SCALE);
+        let update = train_update(&mut usual, batch(), &[device], Some(&mut scaler));
+        assert_eq!(update.overflowed_at, None);
+        assert_eq!(usual.lr_current(), learner.lr_current());
+        let expected = weights(&usual);
+        let (mut moved, mut differs) = (0.0f64, 0.0f64);
+        for ((got, want), before) in scaled.iter().zip(&expected).zip(&initial) {
+            moved += (want - before).abs() as f64;
+            differs += (got - want).abs() as f64;
+        }
+        eprintln!(
+            "{skipped} steps skipped; then moved {moved:.3e}, {differs:.3e} from the step at 65536"
+        );
+        assert!(moved > 0.0);
+        assert!(differs <= 0.02 * moved, "{differs} vs {moved}");
+    });
+}
+
+/// Dynamic loss scaling follows PyTorch's GradScaler step for step
+/// (`scripts/make_loss_scale_fixtures.py`): the unscaled gradients, which steps are skipped
+/// (a gradient holds inf or NaN) and the scale after each step.
+#[test]
+fn loss_scaling_follows_pytorchs_grad_scaler() {
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("grad_scaler.json")).unwrap())
+            .unwrap();
+    let matrix = |value: &Value| -> Vec<f32> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap())
+            .map(|v| match v {
+                Value::String(text) => text.parse().unwrap(),
+                number => number.as_f64().unwrap() as f32,
+            })
+            .collect()
+    };
+    let device = Default::default();
+    let layer = LinearConfig::new(2, 2).with_bias(false).init::<B>(&device);
+    let mut scaler = LossScaler::new(fixture["initial_scale"].as_f64().unwrap() as f32)
+        .with_growth_interval(fixture["growth_interval"].as_u64().unwrap() as usize);
+    let steps = fixture["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|step| !step["applied"].as_bool().unwrap()));
+    for (index, step) in steps.iter().enumerate() {
+        assert_eq!(
+            scaler.scale as f64,
+            step["scale"].as_f64().unwrap(),
+            "step {index}"
+        );
+        let mut grads = GradientsParams::new();
+        let scaled = TensorData::new(matrix(&step["scaled"]), [2, 2]);
+        grads.register::<Flex, 2>(layer.weight.id, Tensor::from_data(scaled, &device));
+        let unscaled = scaler.unscale::<B, _>(grads, &layer);
+        let applied = step["applied"].as_bool().unwrap();
+        assert_eq!(unscaled.is_some(), applied, "step {index}: skipped?");
+        if let Some(grads) = unscaled {
+            let got: Vec<f32> = grads
+                .get::<Flex, 2>(layer.weight.id)
+                .unwrap()
+                .into_data()
+                .to_vec()
+                .unwrap();
+            assert_eq!(got, matrix(&step["unscaled"]), "step {index}");
+        }
+        scaler.update(!applied);
+        assert_eq!(
+            scaler.scale as f64,
+            step["scale_after"].as_f64().unwrap(),
+            "step {index}"
+        );
+    }
+}
+
 fn cases() -> Vec<Value> {
     serde_json::from_str(&std::fs::read_to_string(fixture("cases.json")).unwrap()).unwrap()
 }
@@ -253,9 +404,6 @@ fn check_steps(cases: &[Value], devices: &[FlexDevice], tolerance: Tolerance) ->
 
 fn check_steps_in_scope(cases: &[Value], devices: &[FlexDevice], tolerance: Tolerance) -> f64 {
     let mut largest = 0.0f64;
-    let config: VideoModelConfig =
-        serde_json::from_str(&std::fs::read_to_string(fixture("config.json")).unwrap()).unwrap();
-    let device = devices[0];
     let out = tempfile::tempdir().unwrap();
     for case in cases {
         let name = case["name"].as_str().unwrap();
@@ -265,38 +413,28 @@ fn check_steps_in_scope(cases: &[Value], devices: &[FlexDevice], tolerance: Tole
             devices.len(),
             tolerance.precision
         );
-        let mut classifier = config.init_classifier::<B>(&device);
-        load_reference_weights(&mut classifier, fixture("initial.safetensors")).unwrap();
-        let schedule = LrSchedule::new(&training, case["total_steps"].as_u64().unwrap() as usize)
-            .at_step(case["start_step"].as_u64().unwrap() as usize);
-        let model = FinetuneModel {
-            classifier,
-            objective: Objective {
-                label_smoothing: training.label_smoothing,
-                adversarial: training.adversarial,
-            },
-        };
-        let mut ema =
-            (training.ema_decay > 0.0).then(|| Ema::new(training.ema_decay, &model.classifier));
-        let optimizer = AdamOptimizer::<B>::new(AdamSettings::from_config(&training));
-        let mut learner = Learner::new(model, optimizer, schedule);
+        let mut learner = case_learner(case, &devices[0]);
+        let mut ema = (training.ema_decay > 0.0)
+            .then(|| Ema::new(training.ema_decay, &learner.model().classifier));
         let batch = batch();
+        // f16 scales its losses (as `finetune` does), which must not change the steps.
+        let mut scaler = (tolerance.precision == MatmulPrecision::F16)
+            .then(|| LossScaler::new(DEFAULT_INITIAL_SCALE));
         for step in 0..case["steps"].as_u64().unwrap() as usize {
-            learner.lr_step();
+            let output = train_update(&mut learner, batch.clone(), devices, scaler.as_mut());
+            assert_eq!(output.overflowed_at, None, "{label} step {step}");
             let lr = learner.lr_current();
             let want_lr = case["lrs"][step].as_f64().unwrap();
             assert!(
                 (lr - want_lr).abs() <= 1e-12 + 1e-9 * want_lr,
                 "{label} step {step}: lr {lr} vs {want_lr}"
             );
-            let output = data_parallel::train_step(&learner.model(), batch.clone(), devices);
             let loss: f32 = output.item.loss.clone().into_scalar();
             let want_loss = case["losses"][step].as_f64().unwrap();
             assert!(
                 (loss as f64 - want_loss).abs() < tolerance.loss * want_loss.max(1.0),
                 "{label} step {step}: loss {loss} vs {want_loss}"
             );
-            learner.optimizer_step(output.grads);
             if let Some(ema) = &mut ema {
                 ema.update(&learner.model().valid().classifier);
             }

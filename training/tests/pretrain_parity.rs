@@ -193,13 +193,13 @@ fn pretraining_steps_match_pytorch() {
     load_reference_weights(&mut pretrain, fixture("initial.safetensors")).unwrap();
     pretrain.encoder.visual_backbone = pretrain.encoder.visual_backbone.no_grad();
     let masking_fixture = json("masking.json");
-    let mut model = PretrainModel {
-        model: pretrain,
-        objective: PretrainObjective {
+    let mut model = PretrainModel::new(
+        pretrain,
+        PretrainObjective {
             masking: masking(&masking_fixture),
             itm_weight: float("itm_weight"),
         },
-    };
+    );
     let mut optimizer = AdamOptimizer::<B>::new(AdamSettings::from_config(&training));
     let mut schedule = LrSchedule::new(&training, int("total_steps")).at_step(int("start_step"));
     let (batch, masked) = batch();
@@ -275,13 +275,13 @@ fn pre_extracted_features_train_as_the_frames_do() {
     load_reference_weights(&mut pretrain, fixture("initial.safetensors")).unwrap();
     pretrain.encoder.visual_backbone = pretrain.encoder.visual_backbone.no_grad();
     let masking_fixture = json("masking.json");
-    let model = PretrainModel {
-        model: pretrain,
-        objective: PretrainObjective {
+    let model = PretrainModel::new(
+        pretrain,
+        PretrainObjective {
             masking: masking(&masking_fixture),
             itm_weight: 0.3,
         },
-    };
+    );
     let (batch, masked) = batch();
     let VisualBatch::Frames(frames) = batch.visual.clone() else {
         unreachable!()

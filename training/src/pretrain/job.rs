@@ -54,6 +54,8 @@ pub struct PretrainJob {
     pub workers: usize,
     /// burn-train's terminal dashboard (else plain lines on stdout).
     pub dashboard: bool,
+    /// The initial scale of dynamic loss scaling (see `loss_scale`), if the losses are scaled.
+    pub loss_scale: Option<f32>,
 }
 
 /// The training and validation videos: `validation` of them, drawn with `seed`, are held out.
@@ -139,9 +141,9 @@ pub fn pretrain<B: Backend>(job: PretrainJob, devices: &[B::Device]) -> Result<R
         }
         None => model = initial_weights(model, &job.init, &mut files)?,
     }
-    let model = PretrainModel {
-        model: freeze_visual(model),
-        objective: PretrainObjective {
+    let model = PretrainModel::new(
+        freeze_visual(model),
+        PretrainObjective {
             masking: MlmMasking {
                 probability: pretraining.mask_prob,
                 special: job.special,
@@ -149,7 +151,7 @@ pub fn pretrain<B: Backend>(job: PretrainJob, devices: &[B::Device]) -> Result<R
             },
             itm_weight: pretraining.itm_weight,
         },
-    };
+    );
     let schedule = LrSchedule::new(&training, plan.total_steps()).at_step(start.step);
     files.log(&format!(
         "model: {} parameters; training: {}; pre-training: {}",
@@ -168,6 +170,7 @@ pub fn pretrain<B: Backend>(job: PretrainJob, devices: &[B::Device]) -> Result<R
         ema: None,
         start,
         files,
+        loss_scale: job.loss_scale,
         dashboard: job.dashboard,
         log_every: training.log_every,
     };

@@ -22,6 +22,7 @@ use super::masking::{MaskedTokens, MlmMasking, itm_labels, itm_pairing};
 use super::output::PretrainOutput;
 use crate::checkpoint::ReferenceModel;
 use crate::loss::cross_entropy;
+use crate::loss_scale::{ScalesLoss, scaled_backward};
 
 /// What a pre-training step optimizes besides the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,27 @@ pub struct PretrainModel<B: Backend> {
     /// The masking rule and the loss weights.
     #[module(skip)]
     pub objective: PretrainObjective,
+    /// The factor the loss is multiplied by before the backward pass (dynamic loss scaling,
+    /// see `loss_scale`; 1 otherwise).
+    #[module(skip)]
+    pub loss_scale: f32,
+}
+
+impl<B: Backend> PretrainModel<B> {
+    /// A model to pre-train for `objective`, its loss unscaled.
+    pub fn new(model: VideoPretrainModel<B>, objective: PretrainObjective) -> Self {
+        PretrainModel {
+            model,
+            objective,
+            loss_scale: 1.0,
+        }
+    }
+}
+
+impl<B: Backend> ScalesLoss for PretrainModel<B> {
+    fn with_loss_scale(self, loss_scale: f32) -> Self {
+        PretrainModel { loss_scale, ..self }
+    }
 }
 
 impl<B: Backend> ReferenceModel for PretrainModel<B> {
@@ -198,7 +220,8 @@ impl<B: AutodiffBackend> PretrainModel<B> {
             VisualBatch::Features(features) => features,
         };
         let output = self.losses(features, batch.attention_mask.float(), masked);
-        let grads = GradientsParams::from_grads(output.loss.backward(), self);
+        let grads = scaled_backward(output.loss.clone(), self.loss_scale);
+        let grads = GradientsParams::from_grads(grads, self);
         TrainOutput {
             grads,
             item: output,

@@ -13,13 +13,14 @@ use serde::Serialize;
 use vidcls_datasets::batcher::{VideoBatch, VisualBatch};
 use vidcls_training::config::{Adversarial, Preset, TrainingConfig};
 use vidcls_training::ema::Ema;
-use vidcls_training::loss_scale::{DEFAULT_INITIAL_SCALE, LossScaler};
+use vidcls_training::loss_scale::LossScaler;
 use vidcls_training::optim::{AdamOptimizer, AdamSettings};
 use vidcls_training::schedule::LrSchedule;
 use vidcls_training::step::{FinetuneModel, Objective};
 use vidcls_training::update::train_update;
 
 use super::bench_infer::{Inputs, ModelBenchArgs, time};
+use super::flags;
 use crate::device::{BackendTask, Precision, Workload, run_with_precision, select_devices};
 
 /// Adversarial training of the measured steps.
@@ -47,6 +48,17 @@ pub struct TrainBenchArgs {
     /// Precision of the forward passes' matrix products (see `vidcls finetune --precision`).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// Dynamic loss scaling's initial scale, or `off` (see `vidcls finetune --loss-scale`;
+    /// default: 65536 with `--precision f16`, off otherwise).
+    #[arg(long, value_name = "SCALE|off", value_parser = flags::loss_scale)]
+    pub loss_scale: Option<flags::LossScale>,
+}
+
+impl TrainBenchArgs {
+    /// The initial loss scale of the measured steps, if they scale their losses.
+    fn initial_loss_scale(&self) -> Option<f32> {
+        flags::initial_loss_scale(self.loss_scale, self.precision)
+    }
 }
 
 /// What `bench train` measured.
@@ -56,6 +68,8 @@ struct TrainReport {
     device: String,
     devices: usize,
     precision: &'static str,
+    /// Dynamic loss scaling's initial scale (none: off).
+    loss_scale: Option<f32>,
     batch_size: usize,
     frames: usize,
     text_len: usize,
@@ -109,9 +123,7 @@ impl BackendTask for TrainBench<'_> {
         let schedule = LrSchedule::new(training, 100_000).at_step(50_000);
         let optimizer = AdamOptimizer::new(AdamSettings::from_config(training));
         let mut learner = Learner::new(model, optimizer, schedule);
-        // f16 scales its losses, as `finetune` does.
-        let mut scaler =
-            (self.args.precision == Precision::F16).then(|| LossScaler::new(DEFAULT_INITIAL_SCALE));
+        let mut scaler = self.args.initial_loss_scale().map(LossScaler::new);
         let seconds = time::<_, Autodiff<B>>(args.iterations, &device, || {
             let output = train_update(&mut learner, batch.clone(), &devices, scaler.as_mut());
             ema.update(&learner.model().valid().classifier);
@@ -144,6 +156,7 @@ pub fn run(train_args: &TrainBenchArgs) -> Result<()> {
         device: format!("{:?}", args.device).to_lowercase(),
         devices: train_args.devices.len().max(1),
         precision: train_args.precision.name(),
+        loss_scale: train_args.initial_loss_scale(),
         batch_size: args.batch_size,
         frames: args.frames,
         text_len: args.text_len,

@@ -1,6 +1,10 @@
 //! Parsers of numeric flags: values that make no sense are usage errors (exit code 2) naming
 //! the flag, instead of a panic or a silent no-op deep inside a command.
 
+use vidcls_training::loss_scale::DEFAULT_INITIAL_SCALE;
+
+use crate::device::Precision;
+
 /// A count that must be at least 1 (batch sizes, frame slots, epochs, iterations).
 pub fn positive(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
@@ -48,6 +52,16 @@ pub fn loss_scale(value: &str) -> Result<LossScale, String> {
         return Err("must be `off` or a number above 0 that f32 holds".into());
     }
     Ok(LossScale::Initial(parsed))
+}
+
+/// The initial scale of dynamic loss scaling from `--loss-scale` (`flag`) and `--precision`:
+/// the flag's, else GradScaler's 65536 with f16; none with `off`, or by default otherwise.
+pub fn initial_loss_scale(flag: Option<LossScale>, precision: Precision) -> Option<f32> {
+    match flag {
+        Some(LossScale::Off) => None,
+        Some(LossScale::Initial(scale)) => Some(scale),
+        None => (precision == Precision::F16).then_some(DEFAULT_INITIAL_SCALE),
+    }
 }
 
 /// The `--loss-scale` of a training run.

@@ -11,7 +11,6 @@ use vidcls_model::{BertConfig, VideoModelConfig};
 use vidcls_training::checkpoint::{RunConfig, checkpoint_model_config};
 use vidcls_training::config::{OptimizerKind, Preset, TrainingConfig};
 use vidcls_training::launch::RunSummary;
-use vidcls_training::loss_scale::DEFAULT_INITIAL_SCALE;
 use vidcls_training::strategy::epoch_summary;
 
 use super::flags;
@@ -246,11 +245,7 @@ impl RunArgs {
 
     /// The initial scale of dynamic loss scaling, if the run scales its losses.
     pub fn initial_loss_scale(&self) -> Option<f32> {
-        match self.loss_scale {
-            Some(flags::LossScale::Off) => None,
-            Some(flags::LossScale::Initial(scale)) => Some(scale),
-            None => (self.precision == Precision::F16).then_some(DEFAULT_INITIAL_SCALE),
-        }
+        flags::initial_loss_scale(self.loss_scale, self.precision)
     }
 
     /// Whether burn-train's dashboard can own the terminal.

@@ -62,11 +62,11 @@ impl<B: Backend> VideoBatch<B> {
     /// `len % devices` shards hold one video more than the others; devices beyond the batch's
     /// videos get none (fewer shards). The problems met while preprocessing stay with the
     /// first shard.
-    pub fn shard(self, devices: &[B::Device]) -> Vec<VideoBatch<B>> {
+    pub fn shard(mut self, devices: &[B::Device]) -> Vec<VideoBatch<B>> {
         let videos = self.len();
         let parts = devices.len().min(videos).max(1);
         let mut start = 0;
-        let mut issues = Some(self.issues.clone());
+        let mut issues = Some(std::mem::take(&mut self.issues));
         (0..parts)
             .map(|part| {
                 let end = start + videos / parts + usize::from(part < videos % parts);

@@ -1,5 +1,6 @@
 //! Parsers of numeric flags: values that make no sense are usage errors (exit code 2) naming
-//! the flag, instead of a panic or a silent no-op deep inside a command.
+//! the flag, instead of a panic or a silent no-op deep inside a command; and what `--loss-scale`
+//! resolves to with `--precision`.
 
 use vidcls_training::loss_scale::DEFAULT_INITIAL_SCALE;
 

@@ -42,14 +42,6 @@ impl LossScaler {
         }
     }
 
-    /// The same with another growth interval.
-    pub fn with_growth_interval(self, growth_interval: usize) -> Self {
-        LossScaler {
-            growth_interval,
-            ..self
-        }
-    }
-
     /// Records a step's outcome (GradScaler's `update`): halves the scale after an overflow,
     /// doubles it (where the result is finite) after `growth_interval` steps without one.
     pub fn update(&mut self, overflowed: bool) {
@@ -142,14 +134,20 @@ mod tests {
 
     #[test]
     fn the_scale_halves_on_overflow_and_doubles_after_the_interval() {
-        let mut scaler = LossScaler::new(8.0).with_growth_interval(2);
+        let mut scaler = LossScaler {
+            growth_interval: 2,
+            ..LossScaler::new(8.0)
+        };
         scaler.update(true);
         assert_eq!((scaler.scale, scaler.growth_tracker), (4.0, 0));
         scaler.update(false);
         assert_eq!((scaler.scale, scaler.growth_tracker), (4.0, 1));
         scaler.update(false);
         assert_eq!((scaler.scale, scaler.growth_tracker), (8.0, 0));
-        let mut huge = LossScaler::new(f32::MAX).with_growth_interval(1);
+        let mut huge = LossScaler {
+            growth_interval: 1,
+            ..LossScaler::new(f32::MAX)
+        };
         huge.update(false);
         assert_eq!(huge.scale, f32::MAX, "a scale that would overflow stays");
     }

@@ -39,26 +39,23 @@ where
     M::Output: StepOutput + Send,
 {
     learner.lr_step();
-    let Some(scaler) = scaler else {
-        let output = data_parallel::train_step(&learner.model(), batch, devices);
-        learner.optimizer_step(output.grads);
-        return Update {
-            item: output.item,
-            overflowed_at: None,
-        };
-    };
-    let scale = scaler.scale;
-    let model = learner.model().with_loss_scale(scale);
+    let model = learner
+        .model()
+        .with_loss_scale(scaler.as_ref().map_or(1.0, |scaler| scaler.scale));
     let output = data_parallel::train_step(&model, batch, devices);
-    let grads = scaler.unscale(output.grads, &model);
-    scaler.update(grads.is_none());
-    let overflowed_at = match grads {
-        Some(grads) => {
-            learner.optimizer_step(grads);
-            None
+    let (grads, overflowed_at) = match scaler {
+        None => (Some(output.grads), None),
+        Some(scaler) => {
+            let scale = scaler.scale;
+            let grads = scaler.unscale(output.grads, &model);
+            scaler.update(grads.is_none());
+            let overflowed_at = grads.is_none().then_some(scale);
+            (grads, overflowed_at)
         }
-        None => Some(scale),
     };
+    if let Some(grads) = grads {
+        learner.optimizer_step(grads);
+    }
     Update {
         item: output.item,
         overflowed_at,

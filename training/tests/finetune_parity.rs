@@ -355,8 +355,10 @@ fn loss_scaling_follows_pytorchs_grad_scaler() {
     };
     let device = Default::default();
     let layer = LinearConfig::new(2, 2).with_bias(false).init::<B>(&device);
-    let mut scaler = LossScaler::new(fixture["initial_scale"].as_f64().unwrap() as f32)
-        .with_growth_interval(fixture["growth_interval"].as_u64().unwrap() as usize);
+    let mut scaler = LossScaler {
+        growth_interval: fixture["growth_interval"].as_u64().unwrap() as usize,
+        ..LossScaler::new(fixture["initial_scale"].as_f64().unwrap() as f32)
+    };
     let steps = fixture["steps"].as_array().unwrap();
     assert!(steps.iter().any(|step| !step["applied"].as_bool().unwrap()));
     for (index, step) in steps.iter().enumerate() {

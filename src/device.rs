@@ -16,48 +16,12 @@ pub enum DeviceKind {
     Cuda,
 }
 
-/// Precision of the model's matrix products (`--precision`): the products' inputs (weights
-/// included) are cast for the forward pass, their outputs come back in f32, and everything else
-/// (LayerNorm, softmax, GELU, residuals, the loss, the weights, their gradients and the
-/// optimizer's state) stays f32, as under PyTorch's autocast with f32 master weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Precision {
-    /// f32 everywhere.
-    #[default]
-    F32,
-    /// bf16 products with f32 accumulation. CUDA: linear layers and attention. CPU inference:
-    /// the linear layers on AVX512-BF16 (f32 on CPUs without it, with a warning), the attention
-    /// in f32. CPU training: CUDA's casts on Burn's operations (slower than f32; for checks).
-    Bf16,
-    /// f16 products: CUDA's tensor cores. On the CPU, Flex's f16 products (slow; for checks).
-    F16,
-}
-
-impl Precision {
-    /// The flag's value.
-    pub fn name(self) -> &'static str {
-        MatmulPrecision::from(self).name()
-    }
-
-    /// The precision the products of inference on `kind` use (`bf16` falls back to `f32` on
-    /// CPUs without AVX512-BF16).
-    pub fn effective(self, kind: DeviceKind) -> Self {
-        let products = MatmulPrecision::from(self);
-        if kind == DeviceKind::Cpu && products.effective() != products {
-            Precision::F32
-        } else {
-            self
-        }
-    }
-}
-
-impl From<Precision> for MatmulPrecision {
-    fn from(precision: Precision) -> Self {
-        match precision {
-            Precision::F32 => MatmulPrecision::F32,
-            Precision::Bf16 => MatmulPrecision::Bf16,
-            Precision::F16 => MatmulPrecision::F16,
-        }
+/// The precision of the products of inference on `kind` with `--precision precision`: `bf16`
+/// falls back to `f32` on CPUs without AVX512-BF16.
+pub fn effective_precision(precision: MatmulPrecision, kind: DeviceKind) -> MatmulPrecision {
+    match kind {
+        DeviceKind::Cpu => precision.effective(),
+        DeviceKind::Cuda => precision,
     }
 }
 
@@ -91,15 +55,15 @@ pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> Result<T::Output> {
 /// warning where that precision is slow or unavailable on the CPU.
 pub fn run_with_precision<T: BackendTask>(
     kind: DeviceKind,
-    precision: Precision,
+    precision: MatmulPrecision,
     workload: Workload,
     task: T,
 ) -> Result<T::Output> {
     if kind == DeviceKind::Cpu {
         match (precision, workload) {
-            (Precision::F32, _) => {}
-            (Precision::Bf16, Workload::Inference) => {
-                if precision.effective(kind) != precision {
+            (MatmulPrecision::F32, _) => {}
+            (MatmulPrecision::Bf16, Workload::Inference) => {
+                if effective_precision(precision, kind) != precision {
                     log::warn!(
                         "this CPU has no bf16 dot-product instruction (AVX512-BF16): the products run in f32"
                     );
@@ -111,7 +75,7 @@ pub fn run_with_precision<T: BackendTask>(
             ),
         }
     }
-    MatmulPrecision::from(precision).scope(|| run_on(kind, task))
+    precision.scope(|| run_on(kind, task))
 }
 
 /// The devices of backend `B` that `--devices` names by index (their order kept: the first

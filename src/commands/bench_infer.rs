@@ -15,7 +15,8 @@ use vidcls_training::config::Preset;
 
 use super::flags;
 use super::preset::PresetArg;
-use crate::device::{BackendTask, DeviceKind, Precision, Workload, run_with_precision};
+use crate::device::{BackendTask, DeviceKind, Workload, effective_precision, run_with_precision};
+use vidcls_model::kernels::MatmulPrecision;
 
 /// The vocabulary of the benchmarked models: the reference BERT's.
 pub(super) const REFERENCE_VOCAB: usize = 21128;
@@ -79,8 +80,8 @@ pub struct InferBenchArgs {
     #[arg(long)]
     pub breakdown: bool,
     /// Precision of the matrix products (see `vidcls predict --precision`).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
+    #[arg(long, value_enum, default_value_t = MatmulPrecision::F32)]
+    pub precision: MatmulPrecision,
 }
 
 /// What `bench infer` measured.
@@ -286,7 +287,7 @@ pub fn run(infer_args: &InferBenchArgs) -> Result<()> {
     let report = InferReport {
         preset: format!("{:?}", args.preset).to_lowercase(),
         device: format!("{:?}", args.device).to_lowercase(),
-        precision: infer_args.precision.effective(args.device).name(),
+        precision: effective_precision(infer_args.precision, args.device).name(),
         batch_size: args.batch_size,
         frames: args.frames,
         text_len: args.text_len,

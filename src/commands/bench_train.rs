@@ -21,7 +21,8 @@ use vidcls_training::update::train_update;
 
 use super::bench_infer::{Inputs, ModelBenchArgs, time};
 use super::flags;
-use crate::device::{BackendTask, Precision, Workload, run_with_precision, select_devices};
+use crate::device::{BackendTask, Workload, run_with_precision, select_devices};
+use vidcls_model::kernels::MatmulPrecision;
 
 /// Adversarial training of the measured steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,8 +47,8 @@ pub struct TrainBenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "INDICES")]
     pub devices: Vec<usize>,
     /// Precision of the forward passes' matrix products (see `vidcls finetune --precision`).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
+    #[arg(long, value_enum, default_value_t = MatmulPrecision::F32)]
+    pub precision: MatmulPrecision,
     /// Dynamic loss scaling's initial scale, or `off` (see `vidcls finetune --loss-scale`;
     /// default: 65536 with `--precision f16`, off otherwise).
     #[arg(long, value_name = "SCALE|off", value_parser = flags::loss_scale)]

@@ -4,7 +4,7 @@
 
 use vidcls_training::loss_scale::DEFAULT_INITIAL_SCALE;
 
-use crate::device::Precision;
+use vidcls_model::kernels::MatmulPrecision;
 
 /// A count that must be at least 1 (batch sizes, frame slots, epochs, iterations).
 pub fn positive(value: &str) -> Result<usize, String> {
@@ -57,11 +57,11 @@ pub fn loss_scale(value: &str) -> Result<LossScale, String> {
 
 /// The initial scale of dynamic loss scaling from `--loss-scale` (`flag`) and `--precision`:
 /// the flag's, else GradScaler's 65536 with f16; none with `off`, or by default otherwise.
-pub fn initial_loss_scale(flag: Option<LossScale>, precision: Precision) -> Option<f32> {
+pub fn initial_loss_scale(flag: Option<LossScale>, precision: MatmulPrecision) -> Option<f32> {
     match flag {
         Some(LossScale::Off) => None,
         Some(LossScale::Initial(scale)) => Some(scale),
-        None => (precision == Precision::F16).then_some(DEFAULT_INITIAL_SCALE),
+        None => (precision == MatmulPrecision::F16).then_some(DEFAULT_INITIAL_SCALE),
     }
 }
 

@@ -21,11 +21,12 @@ use vidcls_model::{VideoClassifier, VideoModelConfig};
 
 use super::flags;
 use super::visual_args::VisualArgs;
-use crate::device::{BackendTask, DeviceKind, Precision, Workload, run_with_precision};
+use crate::device::{BackendTask, DeviceKind, Workload, run_with_precision};
 use crate::issues::IssueTally;
 use crate::progress::bar;
 use vidcls_datasets::output::{PendingFile, check_output};
 use vidcls_datasets::prefetch::for_each_chunk;
+use vidcls_model::kernels::MatmulPrecision;
 use vidcls_training::batch::{ModelInputs, classify};
 use vidcls_training::checkpoint::{LoadedClassifier, load_classifier};
 use vidcls_training::config::TrainingConfig;
@@ -70,8 +71,8 @@ pub struct PredictArgs {
     /// Precision of the matrix products: their inputs and weights are rounded to bf16 or f16
     /// and accumulated in f32, everything else stays f32 (about 1e-2 from f32 logits). On the
     /// CPU, `bf16` needs AVX512-BF16 and `f16` is slow; both are meant for CUDA's tensor cores.
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
+    #[arg(long, value_enum, default_value_t = MatmulPrecision::F32)]
+    pub precision: MatmulPrecision,
     /// Fail on the first unreadable video (no zip, empty zip, undecodable frame, no features)
     /// instead of warning and predicting it with its frame slots left empty.
     #[arg(long)]

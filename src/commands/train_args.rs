@@ -16,7 +16,8 @@ use vidcls_training::strategy::epoch_summary;
 use super::flags;
 use super::preset::PresetArg;
 use super::visual_args::VisualArgs;
-use crate::device::{DeviceKind, Precision};
+use crate::device::DeviceKind;
+use vidcls_model::kernels::MatmulPrecision;
 
 /// The optimizer on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,8 +106,8 @@ pub struct RunArgs {
     /// Precision of the forward passes' matrix products (weights, gradients and optimizer
     /// state stay f32; see `vidcls predict --precision`). Meant for CUDA: on the CPU, `bf16`
     /// and `f16` run slower than f32.
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
+    #[arg(long, value_enum, default_value_t = MatmulPrecision::F32)]
+    pub precision: MatmulPrecision,
     /// Dynamic loss scaling, as PyTorch's GradScaler: the losses are multiplied by a scale
     /// before the backward passes so that small gradients survive f16, a step whose gradients
     /// overflow is skipped and halves the scale, 2000 steps without overflow double it. The

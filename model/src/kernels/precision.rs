@@ -16,17 +16,20 @@ use super::bf16_gemm;
 /// so do the weights, their gradients and the optimizer's state: a product casts its inputs
 /// (weights included) for the forward pass, and its output back to f32, as PyTorch's autocast
 /// does with f32 master weights.
+///
+/// With the `clap` feature it is a command-line value (`f32`, `bf16`, `f16`), and the
+/// variants' comments are its help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum MatmulPrecision {
-    /// f32 inputs and accumulation.
+    /// f32 everywhere.
     #[default]
     F32,
-    /// Inputs rounded to bf16, f32 accumulation. CPU inference runs the linear layers on the
-    /// CPU's bf16 dot-product instruction (AVX512-BF16; f32 on CPUs without it) and the
-    /// attention in f32; training and other backends (CUDA) cast for Burn's products.
+    /// bf16 products with f32 accumulation. CUDA: linear layers and attention. CPU inference:
+    /// the linear layers on AVX512-BF16 (f32 on CPUs without it) and the attention in f32.
+    /// CPU training: CUDA's casts on Burn's operations (slower than f32; for checks).
     Bf16,
-    /// Inputs rounded to f16, products of Burn's backend (on the CPU: Flex's f16 products,
-    /// slow, meant for checks; CUDA's tensor cores).
+    /// f16 products: CUDA's tensor cores. On the CPU, Flex's f16 products (slow; for checks).
     F16,
 }
 

@@ -168,8 +168,26 @@ fn integer_and_non_finite_weights_are_refused_naming_the_tensor() {
         1,
         &["nan.safetensors", "classifier", "non-finite value NaN"],
     );
-    let integers = rewritten_checkpoint(&dir.path().join("int.safetensors"), |name, values| {
-        if name == "classifier.bias" {
+    // A Linear's bias, and a LayerNorm's weight (PyTorch's name for Burn's `gamma`), named as
+    // the model's parameter is.
+    for (file, tensor, named) in [
+        ("int.safetensors", "classifier.bias", "classifier.bias"),
+        (
+            "int_norm.safetensors",
+            "encoder.bert.embeddings.LayerNorm.weight",
+            "embeddings.layer_norm.weight",
+        ),
+    ] {
+        integer_weights_are_refused(dir.path(), &output, file, [tensor, named]);
+    }
+    assert!(!output.exists());
+}
+
+/// `predict` refuses a checkpoint whose tensor `tensor` holds integers, naming the file and
+/// the tensor (`named`: the model parameter's name).
+fn integer_weights_are_refused(dir: &Path, output: &Path, file: &str, [tensor, named]: [&str; 2]) {
+    let integers = rewritten_checkpoint(&dir.join(file), |name, values| {
+        if name == tensor {
             let bytes = values
                 .iter()
                 .flat_map(|&v| (v as i32).to_le_bytes())
@@ -180,15 +198,10 @@ fn integer_and_non_finite_weights_are_refused_naming_the_tensor() {
         }
     });
     fails(
-        predict(&integers, &annotations(), &output, &["--frames"]).arg(frames()),
+        predict(&integers, &annotations(), output, &["--frames"]).arg(frames()),
         1,
-        &[
-            "int.safetensors",
-            "classifier",
-            "where float weights are expected",
-        ],
+        &[file, named, "where float weights are expected"],
     );
-    assert!(!output.exists());
 }
 
 #[test]

@@ -143,19 +143,23 @@ impl Expectation<'_> {
     }
 }
 
+/// The name a PyTorch parameter `name` has when it is a LayerNorm's (`weight`/`bias`) in Burn
+/// (`gamma`/`beta`), as burn-store's PyTorch adapters rename it; `None` for other suffixes.
+fn layer_norm_name(name: &str) -> Option<String> {
+    name.strip_suffix(".weight")
+        .map(|path| format!("{path}.gamma"))
+        .or_else(|| {
+            name.strip_suffix(".bias")
+                .map(|path| format!("{path}.beta"))
+        })
+}
+
 /// Drops from `result.unused` the PyTorch LayerNorm names (`weight`/`bias`) whose Burn
 /// counterparts (`gamma`/`beta`) were loaded through burn-store's alternative-name matching.
 fn without_adapted_names(mut result: ApplyResult) -> ApplyResult {
     let applied: HashSet<&str> = result.applied.iter().map(String::as_str).collect();
     let loaded_as_norm = |name: &String| {
-        let burn_name = name
-            .strip_suffix(".weight")
-            .map(|path| format!("{path}.gamma"))
-            .or_else(|| {
-                name.strip_suffix(".bias")
-                    .map(|path| format!("{path}.beta"))
-            });
-        burn_name.is_some_and(|burn_name| applied.contains(burn_name.as_str()))
+        layer_norm_name(name).is_some_and(|burn_name| applied.contains(burn_name.as_str()))
     };
     let unused = result
         .unused

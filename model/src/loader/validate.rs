@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, Element};
 use burn_store::{ModuleSnapshot, ModuleStore, TensorSnapshot};
 
-use super::LoadError;
+use super::{LoadError, layer_norm_name};
 
 /// Refuses, before anything is loaded, a stored tensor that would be loaded into a parameter
 /// of `model` but is not floating point (Burn cannot hold integer or boolean values in a float
@@ -40,12 +40,10 @@ where
     };
     for (name, snapshot) in snapshots {
         // The PyTorch names of normalization parameters become `gamma`/`beta` when adapted.
-        let adapted = [
-            name.clone(),
-            name.replace(".weight", ".gamma"),
-            name.replace(".bias", ".beta"),
-        ];
-        let Some(parameter) = adapted.iter().find_map(|name| parameters.get(name)) else {
+        let Some(parameter) = parameters
+            .get(name.as_str())
+            .or_else(|| layer_norm_name(name).and_then(|adapted| parameters.get(&adapted)))
+        else {
             continue;
         };
         let invalid = |message: String| LoadError::InvalidTensor {

@@ -45,35 +45,32 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
 /// its minimal list of mutations; it belongs in a unit test of the parser it broke.
 pub fn config() -> Config {
     let from_env = Config::default();
-    let set = |name: &str| std::env::var_os(name).is_some();
     Config {
-        cases: if set("PROPTEST_CASES") {
-            from_env.cases
-        } else {
-            DEFAULT_CASES
-        },
-        timeout: if set("PROPTEST_TIMEOUT") {
-            from_env.timeout
-        } else {
-            DEFAULT_TIMEOUT_MS
-        },
-        fork: if set("PROPTEST_FORK") {
-            from_env.fork
-        } else {
-            true
-        },
-        max_shrink_iters: if set("PROPTEST_MAX_SHRINK_ITERS") {
-            from_env.max_shrink_iters
-        } else {
-            DEFAULT_MAX_SHRINK_ITERS
-        },
-        rng_seed: if set("PROPTEST_RNG_SEED") {
-            from_env.rng_seed
-        } else {
-            proptest::test_runner::RngSeed::Fixed(DEFAULT_RNG_SEED)
-        },
+        cases: env_or("PROPTEST_CASES", from_env.cases, DEFAULT_CASES),
+        timeout: env_or("PROPTEST_TIMEOUT", from_env.timeout, DEFAULT_TIMEOUT_MS),
+        fork: env_or("PROPTEST_FORK", from_env.fork, true),
+        max_shrink_iters: env_or(
+            "PROPTEST_MAX_SHRINK_ITERS",
+            from_env.max_shrink_iters,
+            DEFAULT_MAX_SHRINK_ITERS,
+        ),
+        rng_seed: env_or(
+            "PROPTEST_RNG_SEED",
+            from_env.rng_seed,
+            proptest::test_runner::RngSeed::Fixed(DEFAULT_RNG_SEED),
+        ),
         failure_persistence: None,
         ..from_env
+    }
+}
+
+/// `from_env` (proptest's reading of the environment variable `name`) when that variable is
+/// set, `default` otherwise.
+fn env_or<T>(name: &str, from_env: T, default: T) -> T {
+    if std::env::var_os(name).is_some() {
+        from_env
+    } else {
+        default
     }
 }
 

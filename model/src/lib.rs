@@ -7,6 +7,7 @@
 pub mod bert;
 pub mod cross_modality;
 pub mod kernels;
+pub mod layer_norm;
 pub mod loader;
 pub mod swin;
 pub mod validate;

@@ -433,3 +433,103 @@ fn weighted_sums_equal_burns_composition_bit_for_bit() {
         composed.into_data().to_vec::<f32>().unwrap()
     );
 }
+
+/// vidcls's `LayerNorm` against `burn::nn::LayerNorm` with the same parameters: under training
+/// (the fused kernel) the output and the gradients of the input, scale and shift, with a
+/// weighted loss; on Flex (the backend's operation) the output. Rows of several lengths
+/// (vector blocks and remainders), more rows than one task holds, inputs off zero mean.
+#[test]
+fn layer_norm_trains_as_burn() {
+    use vidcls_model::layer_norm::LayerNorm;
+    for (rows, d_model, epsilon, seed) in
+        [(7, 24, 1e-5, 31), (700, 96, 1e-12, 32), (3, 5, 1e-5, 33)]
+    {
+        let shift = |data: TensorData| on::<Fused, 3>(&data).add_scalar(3.0).into_data();
+        let input = shift(random([2, rows, d_model], seed));
+        let loss_weights = random([2, rows, d_model], seed + 10);
+        let (gamma, beta) = (random([d_model], seed + 20), random([d_model], seed + 30));
+        let ours = |device: &_| LayerNorm::<Composed> {
+            gamma: Param::from_data(gamma.clone(), device),
+            beta: Param::from_data(beta.clone(), device),
+            epsilon,
+        };
+        let mut burns = burn::nn::LayerNormConfig::new(d_model)
+            .with_epsilon(epsilon)
+            .init::<Composed>(&Default::default());
+        burns.gamma = Param::from_data(gamma.clone(), &Default::default());
+        burns.beta = Some(Param::from_data(beta.clone(), &Default::default()));
+        let run = |forward: &dyn Fn(Tensor<Composed, 3>) -> Tensor<Composed, 3>,
+                   [gamma, beta]: [&Param<Tensor<Composed, 1>>; 2]| {
+            let x = on::<Composed, 3>(&input).require_grad();
+            let output = forward(x.clone());
+            let grads = (output.clone() * on::<Composed, 3>(&loss_weights))
+                .sum()
+                .backward();
+            let grad = |param: &Param<Tensor<Composed, 1>>| {
+                Tensor::<Composed, 1>::from_inner(param.grad(&grads).unwrap()).unsqueeze::<3>()
+            };
+            [
+                output,
+                Tensor::from_inner(x.grad(&grads).unwrap()),
+                grad(gamma),
+                grad(beta),
+            ]
+        };
+        let ours = ours(&Default::default());
+        let expected = run(
+            &|x| burns.forward(x),
+            [&burns.gamma, burns.beta.as_ref().unwrap()],
+        );
+        let actual = run(&|x| ours.forward(x), [&ours.gamma, &ours.beta]);
+        for ((what, ours), burn) in ["output", "input grad", "gamma grad", "beta grad"]
+            .iter()
+            .zip(actual)
+            .zip(expected.clone())
+        {
+            let difference = relative_difference(ours, burn);
+            assert!(difference < 1e-5, "{rows}x{d_model} {what}: {difference:e}");
+        }
+        let inference = vidcls_model::layer_norm::LayerNorm::<Fused> {
+            gamma: Param::from_data(gamma.clone(), &Default::default()),
+            beta: Param::from_data(beta.clone(), &Default::default()),
+            epsilon,
+        }
+        .forward(on::<Fused, 3>(&input));
+        let [burn_output, ..] = expected;
+        assert_close(inference, burn_output, 1e-4);
+    }
+}
+
+/// `permute_tokens` against Burn's `select` with the same order: the output on Flex, and the
+/// output and the input's gradient under training (weighted loss); an order that is not a
+/// permutation (a repeated token) takes Burn's `select`.
+#[test]
+fn token_permutations_train_as_burns_select() {
+    let (batch, len, features) = (3, 37, 20);
+    let input = random([batch, len, features], 41);
+    let loss_weights = random([batch, len, features], 42);
+    let shuffled: Vec<i64> = (0..len as i64).map(|i| (i * 11 + 5) % len as i64).collect();
+    let repeated: Vec<i64> = (0..len as i64).map(|i| i / 2).collect();
+    for order in [shuffled, repeated] {
+        let index = |device: &_| {
+            Tensor::<Composed, 1, Int>::from_data(TensorData::new(order.clone(), [len]), device)
+        };
+        let run = |permute: &dyn Fn(Tensor<Composed, 3>) -> Tensor<Composed, 3>| {
+            let x = on::<Composed, 3>(&input).require_grad();
+            let output = permute(x.clone());
+            let grads = (output.clone() * on::<Composed, 3>(&loss_weights))
+                .sum()
+                .backward();
+            (output.into_data(), x.grad(&grads).unwrap().into_data())
+        };
+        let device = Default::default();
+        let ours = run(&|x| kernels::permute_tokens(x, index(&device)));
+        let burns = run(&|x| x.select(1, index(&device)));
+        assert_eq!(ours, burns);
+        let inference = kernels::permute_tokens(
+            on::<Fused, 3>(&input),
+            Tensor::from_data(TensorData::new(order.clone(), [len]), &device),
+        );
+        assert_eq!(inference.into_data(), burns.0);
+    }
+}

@@ -1,9 +1,10 @@
 use burn::module::Initializer;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig};
 use burn::prelude::*;
 use burn::tensor::module::embedding;
 
 use crate::kernels;
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 
 /// Configuration to create [`BertEmbeddings`].
 #[derive(Config, Debug)]

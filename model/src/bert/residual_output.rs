@@ -1,9 +1,10 @@
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
 use crate::kernels;
 
 use super::bert_linear;
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 
 /// Configuration to create a [`ResidualOutput`] block.
 #[derive(Config, Debug)]

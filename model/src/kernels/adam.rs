@@ -11,7 +11,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use super::flex::{contiguous, from_flex, from_flex_or_unchanged, tensor_of, to_flex, values};
-use super::parallel::TASK_VALUES;
+use super::parallel::{TASK_VALUES, zeroed};
 
 /// The hyper-parameters of one Adam step of one parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,7 +140,7 @@ fn flex_adam_step<B: Backend>(
     let [param, grad] = [param, grad].map(contiguous);
     let moments = moments.map(|(m, v)| (contiguous(m), contiguous(v)));
     let len = values(&param).len();
-    let (mut new_param, mut new_m, mut new_v) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+    let (mut new_param, mut new_m, mut new_v) = (zeroed(len), zeroed(len), zeroed(len));
     let (b1, c1) = (arithmetic.beta1 as f32, (1.0 - arithmetic.beta1) as f32);
     let (b2, c2) = (arithmetic.beta2 as f32, (1.0 - arithmetic.beta2) as f32);
     let eps = arithmetic.eps as f32;

@@ -243,7 +243,7 @@ fn flex_attention(
         .map(|(tensor, copy)| Rows::of_either(tensor, copy));
     let bias = bias.map(Bias::of);
 
-    let mut output = vec![0.0f32; batch * queries * features];
+    let mut output = parallel::zeroed(batch * queries * features);
     // Batch elements are split into tasks of query rows only when there are too few of them
     // (BERT's few long sequences, not Swin's many windows).
     let tasks_per_element =

@@ -236,8 +236,8 @@ impl Operands {
     /// The output `[batch, queries, heads * head_dim]` and the probabilities.
     fn forward(&self) -> (FlexTensor, Vec<f32>) {
         let sizes = self.sizes();
-        let mut output = vec![0.0f32; sizes.batch * sizes.queries * sizes.features()];
-        let mut probabilities = vec![0.0f32; sizes.batch * sizes.element()];
+        let mut output = parallel::zeroed(sizes.batch * sizes.queries * sizes.features());
+        let mut probabilities = parallel::zeroed(sizes.batch * sizes.element());
         if !output.is_empty() && !probabilities.is_empty() {
             self.with_views(|views| {
                 output
@@ -366,9 +366,9 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
         let output_gradient = contiguous(grads.consume::<Flex>(&ops.node));
         let sizes = operands.sizes();
         let features = sizes.features();
-        let mut query_gradient = vec![0.0f32; sizes.batch * sizes.queries * features];
-        let mut key_gradient = vec![0.0f32; sizes.batch * sizes.keys * features];
-        let mut value_gradient = vec![0.0f32; sizes.batch * sizes.keys * features];
+        let mut query_gradient = parallel::zeroed(sizes.batch * sizes.queries * features);
+        let mut key_gradient = parallel::zeroed(sizes.batch * sizes.keys * features);
+        let mut value_gradient = parallel::zeroed(sizes.batch * sizes.keys * features);
         if !probabilities.is_empty() && features > 0 {
             let output_gradient = Rows::of(&output_gradient).expect("contiguous tensors have rows");
             operands.with_views(|views| {

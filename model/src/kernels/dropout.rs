@@ -16,6 +16,8 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use rayon::prelude::*;
 
+use super::parallel;
+
 /// Mask values per rayon task.
 const TASK_VALUES: usize = 1 << 15;
 
@@ -45,7 +47,7 @@ fn seed<B: Backend>(device: &B::Device) -> u64 {
 /// `count` values, each `1 / keep` with probability `keep` and 0 otherwise.
 fn scaled_mask(count: usize, keep: f64, seed: u64) -> Vec<f32> {
     let draw = MaskDraw::new(keep, seed);
-    let mut mask = vec![0.0f32; count];
+    let mut mask = parallel::zeroed(count);
     mask.par_chunks_mut(TASK_VALUES)
         .enumerate()
         .for_each(|(task, values)| {

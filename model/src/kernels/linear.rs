@@ -15,7 +15,7 @@ use super::flex::{
 };
 use super::linear_training;
 use super::matrix::{MatrixView, f32_gemm};
-use super::parallel::{RowKernel, for_row_groups};
+use super::parallel::{self, RowKernel, for_row_groups};
 use super::precision::{MatmulPrecision, product};
 
 /// `layer.forward(input)`.
@@ -184,7 +184,7 @@ pub(super) fn flex_linear(
         (Epilogue::None, Some(bias)) => {
             // Written, not added to: a first write of fresh zeroed pages faults once, a read
             // then a write twice.
-            let mut output = vec![0.0f32; m * n];
+            let mut output = parallel::zeroed(m * n);
             for_row_groups(
                 &mut output,
                 n,
@@ -195,7 +195,7 @@ pub(super) fn flex_linear(
             );
             (output, true)
         }
-        _ => (vec![0.0f32; m * n], false),
+        _ => (parallel::zeroed(m * n), false),
     };
     let input = MatrixView::row_major(values(&input), k);
     let weight = weight_view(weight);

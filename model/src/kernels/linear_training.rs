@@ -20,7 +20,7 @@ use super::activation::{BiasGelu, GeluGradient};
 use super::flex::{contiguous, dims, into_values, tensor_of, values};
 use super::linear::{Epilogue, flex_linear, weight_view};
 use super::matrix::{MatrixView, f32_gemm};
-use super::parallel::for_row_groups;
+use super::parallel::{self, for_row_groups};
 
 /// A float tensor of `Autodiff<Flex>`: the Flex tensor and its node in the graph.
 pub type TrainingTensor = <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive;
@@ -129,7 +129,7 @@ impl Backward<Flex, 3> for LinearBackward {
             grads.register::<Flex>(node.id, tensor_of(bias, vec![n]));
         }
         if let Some(node) = weight_node {
-            let mut weight_gradient = vec![0.0f32; k * n];
+            let mut weight_gradient = parallel::zeroed(k * n);
             let input = MatrixView::row_major(values(&input), k).transposed();
             f32_gemm(
                 (k, n, m),
@@ -141,7 +141,7 @@ impl Backward<Flex, 3> for LinearBackward {
             grads.register::<Flex>(node.id, tensor_of(weight_gradient, vec![k, n]));
         }
         if let Some(node) = input_node {
-            let mut input_gradient = vec![0.0f32; m * k];
+            let mut input_gradient = parallel::zeroed(m * k);
             let weight = weight_view(&weight).transposed();
             f32_gemm(
                 (m, k, n),

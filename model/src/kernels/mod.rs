@@ -5,9 +5,12 @@
 //! over Flex's buffers. Under training on the CPU (`Autodiff<Flex>`), the linear kernels run
 //! the same forward pass with a backward pass of their own (`linear_training`), the attention
 //! runs per head on matrix products that read and write the heads' columns in place, with a
-//! backward pass of its own (`attention_training`), and dropout draws its mask in parallel
-//! (`dropout`); everywhere else (CUDA) a function is the composition of Burn operations that it
-//! replaces (`composed_linear`, `composed_attention`), so results agree up to rounding.
+//! backward pass of its own (`attention_training`), the layer normalization and Swin's token
+//! permutations are multi-threaded passes with backward passes of their own (`layer_norm`,
+//! `permute`), and dropout draws its mask in parallel (`dropout`); everywhere else (CUDA) a
+//! function is the composition of Burn operations that it replaces (`composed_linear`,
+//! `composed_attention`, the backend's `layer_norm`, `select`), so results agree up to
+//! rounding.
 //! `MatmulPrecision` chooses the products' precision: bf16 for the fused linear layers of CPU
 //! inference; elsewhere (training in bf16 or f16, CUDA) the composed operations cast the
 //! products' inputs and keep everything else in f32.
@@ -26,17 +29,21 @@ mod attention_training;
 mod bf16_gemm;
 mod dropout;
 mod flex;
+mod layer_norm;
 mod linear;
 mod linear_training;
 mod math;
 mod matrix;
 mod parallel;
+mod permute;
 mod precision;
 mod weighted_sum;
 
 pub use adam::{AdamArithmetic, AdamTensors, adam_step};
 pub use attention::{AttentionInput, attention, composed_attention};
 pub use dropout::dropout;
+pub use layer_norm::layer_norm;
 pub use linear::{composed_linear, linear, linear_gelu, linear_residual};
+pub use permute::permute_tokens;
 pub use precision::MatmulPrecision;
 pub use weighted_sum::weighted_sum;

@@ -82,6 +82,33 @@ pub fn max(values: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, f32::max)
 }
 
+/// A buffer of `len` zeros for a kernel to overwrite, written by the rayon threads: one
+/// thread's `memset` of the large buffers of a training step (calloc reuses freed memory) was
+/// a visible part of the time the other threads waited.
+pub fn zeroed(len: usize) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    buffer
+}
+
+/// `Σ a[i] * b[i] * c[i]`, with 16 running sums so that the loop vectorizes.
+#[inline(always)]
+pub fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let blocks = a
+        .chunks_exact(16)
+        .zip(b.chunks_exact(16))
+        .zip(c.chunks_exact(16));
+    for ((block_a, block_b), block_c) in blocks {
+        for (((lane, a), b), c) in lanes.iter_mut().zip(block_a).zip(block_b).zip(block_c) {
+            *lane += a * b * c;
+        }
+    }
+    let tail = a.len() - a.len() % 16;
+    let remainder: f32 = (tail..a.len()).map(|i| a[i] * b[i] * c[i]).sum();
+    lanes.iter().sum::<f32>() + remainder
+}
+
 /// `Σ a[i] * b[i]`, with 16 running sums so that the loop vectorizes.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

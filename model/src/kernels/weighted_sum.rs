@@ -9,7 +9,7 @@ use burn::prelude::*;
 use super::flex::{
     contiguous, dims, from_flex, from_flex_or_unchanged, tensor_of, to_flex, values,
 };
-use super::parallel::{RowKernel, for_row_groups};
+use super::parallel::{self, RowKernel, for_row_groups};
 
 /// `a * alpha + b * beta` (same shapes).
 ///
@@ -29,7 +29,7 @@ pub fn weighted_sum<B: Backend, const D: usize>(
     match (to_flex(a), to_flex(b)) {
         (Ok(a), Ok(b)) => {
             let (a, b) = (contiguous(a), contiguous(b));
-            let mut sum = vec![0.0f32; values(&a).len()];
+            let mut sum = parallel::zeroed(values(&a).len());
             let kernel = WeightedSum {
                 a: values(&a),
                 alpha: alpha as f32,

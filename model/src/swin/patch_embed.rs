@@ -1,5 +1,5 @@
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 /// Configuration to create a [`PatchEmbed`] block.

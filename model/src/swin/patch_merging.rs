@@ -1,7 +1,8 @@
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::kernels;
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 
 /// Configuration to create a [`PatchMerging`] block.
 #[derive(Config, Debug)]

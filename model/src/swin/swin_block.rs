@@ -1,10 +1,11 @@
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use super::drop_path::{DropPath, DropPathConfig};
 use super::mlp::{Mlp, MlpConfig};
 use super::window::{inverse_order, shifted_window_order};
 use super::window_attention::{WindowAttention, WindowAttentionConfig};
+use crate::kernels;
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 
 /// Score added between tokens of a shifted window that come from different regions of the map.
 const CROSS_REGION_SCORE: f32 = -100.0;
@@ -172,15 +173,16 @@ impl<B: Backend> SwinBlock<B> {
         let window_tokens = self.window_size * self.window_size;
         // The cyclic shift up-left (`torch.roll(x, -shift)`) and the window partition are one
         // permutation of the tokens, and so are their inverses.
-        let windows = self
-            .norm1
-            .forward(tokens.clone())
-            .select(1, self.window_order.clone())
-            .reshape([batch * num_tokens / window_tokens, window_tokens, d_model]);
+        let windows = kernels::permute_tokens(
+            self.norm1.forward(tokens.clone()),
+            self.window_order.clone(),
+        )
+        .reshape([batch * num_tokens / window_tokens, window_tokens, d_model]);
         let windows = self.attention.forward(windows, self.attention_mask.clone());
-        let map = windows
-            .reshape([batch, num_tokens, d_model])
-            .select(1, self.token_order.clone());
+        let map = kernels::permute_tokens(
+            windows.reshape([batch, num_tokens, d_model]),
+            self.token_order.clone(),
+        );
         let tokens = tokens + self.drop_path.forward(map);
         self.mlp
             .forward(self.norm2.forward(tokens.clone()), tokens, &self.drop_path)

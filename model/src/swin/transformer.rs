@@ -1,8 +1,8 @@
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use super::patch_embed::{PatchEmbed, PatchEmbedConfig};
 use super::stage::{SwinStage, SwinStageConfig};
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 
 /// Configuration of a [`SwinTransformer`] (the feature extractor, without classification head).
 #[derive(Config, Debug)]

@@ -1,9 +1,10 @@
 use burn::module::{Initializer, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::Linear;
 use burn::prelude::*;
 
 use crate::bert::bert_linear;
 use crate::kernels;
+use crate::layer_norm::{LayerNorm, LayerNormConfig};
 
 /// Configuration to create an [`MlmHead`].
 #[derive(Config, Debug)]

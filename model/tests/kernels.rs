@@ -227,18 +227,25 @@ fn check_attention_with(
         scale,
     };
     if dropout == 0.0 {
-        assert_close(
-            data.run::<Fused>(kernels::attention, None).0,
-            data.run::<Composed>(kernels::composed_attention, None).0,
-            2e-5,
-        );
+        // The fused calls first: they check the bias's shape, the composition does not.
+        let calls = [Call::Split(kernels::attention), Call::Joint];
+        let fused: Vec<_> = calls[..if joint { 2 } else { 1 }]
+            .iter()
+            .map(|call| data.run::<Fused>(*call, None).0)
+            .collect();
+        let composed = data
+            .run::<Composed>(Call::Split(kernels::composed_attention), None)
+            .0;
+        for fused in fused {
+            assert_close(fused, composed.clone(), 2e-5);
+        }
     }
     let layer = burn::nn::DropoutConfig::new(dropout).init();
     let loss_weights = random([batch, queries, features], 15);
-    let train = |kernel: AttentionFn<Composed>| {
+    let train = |call: Call<Composed>| {
         // The same seed, so that both draw the same dropout mask.
         <Composed as Backend>::seed(&Default::default(), 21);
-        let (output, inputs) = data.run::<Composed>(kernel, Some(&layer));
+        let (output, inputs) = data.run::<Composed>(call, Some(&layer));
         let grads = (output.clone() * on::<Composed, 3>(&loss_weights))
             .sum()
             .backward();
@@ -251,29 +258,42 @@ fn check_attention_with(
             .extend(bias.map(|bias| Tensor::from_inner(bias.grad(&grads).expect("a gradient"))));
         (output, gradients)
     };
-    let (ours, theirs) = (
-        train(kernels::attention),
-        train(kernels::composed_attention),
-    );
-    let case = format!(
-        "{:?} dropout {dropout}",
-        (batch, queries, keys, heads, head_dim, bias_shape, joint)
-    );
-    let difference = relative_difference(ours.0, theirs.0);
-    assert!(
-        difference < 1e-5,
-        "{case}: output differs by {difference:e}"
-    );
-    for (index, (ours, theirs)) in ours.1.into_iter().zip(theirs.1).enumerate() {
-        let difference = relative_difference(ours, theirs);
+    let theirs = train(Call::Split(kernels::composed_attention));
+    let mut calls = vec![("attention", Call::Split(kernels::attention))];
+    if joint {
+        calls.push(("joint_attention", Call::Joint));
+    }
+    for (name, call) in calls {
+        let ours = train(call);
+        let case = format!(
+            "{name} {:?} dropout {dropout}",
+            (batch, queries, keys, heads, head_dim, bias_shape, joint)
+        );
+        let difference = relative_difference(ours.0, theirs.0.clone());
         assert!(
             difference < 1e-5,
-            "{case}: gradient of input {index} differs by {difference:e}"
+            "{case}: output differs by {difference:e}"
         );
+        for (index, (ours, theirs)) in ours.1.into_iter().zip(theirs.1.clone()).enumerate() {
+            let difference = relative_difference(ours, theirs);
+            assert!(
+                difference < 1e-5,
+                "{case}: gradient of input {index} differs by {difference:e}"
+            );
+        }
     }
 }
 
 type AttentionFn<B> = fn(kernels::AttentionInput<B>, Option<&burn::nn::Dropout>) -> Tensor<B, 3>;
+
+/// How a check calls an attention.
+#[derive(Clone, Copy)]
+enum Call<B: Backend> {
+    /// With query, key and value (column blocks of the joint tensor when there is one).
+    Split(AttentionFn<B>),
+    /// `kernels::joint_attention` on the joint tensor.
+    Joint,
+}
 
 /// The inputs of an attention check.
 struct AttentionData {
@@ -287,12 +307,12 @@ struct AttentionData {
 }
 
 impl AttentionData {
-    /// `kernel`'s output and the leaf tensors (query, key and value, or the joint tensor; the
+    /// The output of `call` and the leaf tensors (query, key and value, or the joint tensor; the
     /// bias), which require gradients under autodiff.
     #[allow(clippy::type_complexity)]
     fn run<B: Backend>(
         &self,
-        kernel: AttentionFn<B>,
+        call: Call<B>,
         dropout: Option<&burn::nn::Dropout>,
     ) -> (Tensor<B, 3>, (Vec<Tensor<B, 3>>, Option<Tensor<B, 4>>)) {
         let leaf = |data: &TensorData| on::<B, 3>(data).require_grad();
@@ -313,15 +333,24 @@ impl AttentionData {
             .bias
             .as_ref()
             .map(|bias| on::<B, 4>(bias).require_grad());
-        let input = kernels::AttentionInput {
-            query,
-            key,
-            value,
-            heads: self.heads,
-            scale: self.scale,
-            bias: bias.clone(),
+        let output = match call {
+            Call::Split(kernel) => {
+                let input = kernels::AttentionInput {
+                    query,
+                    key,
+                    value,
+                    heads: self.heads,
+                    scale: self.scale,
+                    bias: bias.clone(),
+                };
+                kernel(input, dropout)
+            }
+            Call::Joint => {
+                let joint = leaves[0].clone();
+                kernels::joint_attention(joint, self.heads, self.scale, bias.clone(), dropout)
+            }
         };
-        (kernel(input, dropout), (leaves, bias))
+        (output, (leaves, bias))
     }
 }
 

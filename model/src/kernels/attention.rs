@@ -101,23 +101,65 @@ pub fn attention<B: Backend>(input: AttentionInput<B>, dropout: Option<&Dropout>
 
 /// Panics unless the bias broadcasts to the attention scores as [`attention`] describes.
 fn check_bias_shape<B: Backend>(input: &AttentionInput<B>) {
-    let Some(bias) = &input.bias else {
-        return;
-    };
     let [batch, queries, _] = input.query.dims();
     let keys = input.key.dims()[1];
+    check_bias_broadcast(input.bias.as_ref(), [batch, queries, keys], input.heads);
+}
+
+/// Panics unless `bias` broadcasts to the scores of `heads` heads of `[batch, queries, keys]`.
+fn check_bias_broadcast<B: Backend>(
+    bias: Option<&Tensor<B, 4>>,
+    [batch, queries, keys]: [usize; 3],
+    heads: usize,
+) {
+    let Some(bias) = bias else {
+        return;
+    };
     let [bias_batch, bias_heads, bias_queries, bias_keys] = bias.dims();
     assert!(
         bias_batch > 0
             && batch % bias_batch == 0
-            && (bias_heads == 1 || bias_heads == input.heads)
+            && (bias_heads == 1 || bias_heads == heads)
             && (bias_queries == 1 || bias_queries == queries)
             && bias_keys == keys,
-        "attention bias {:?} does not broadcast to [batch {batch}, heads {}, queries {queries}, \
-         keys {keys}]",
+        "attention bias {:?} does not broadcast to [batch {batch}, heads {heads}, queries \
+         {queries}, keys {keys}]",
         bias.dims(),
-        input.heads
     );
+}
+
+/// [`attention`] of the three column blocks of one joint projection (queries, keys and
+/// values in that order, as Swin's `qkv` layer computes them), `qkv` `[batch, tokens, 3 *
+/// heads * head_dim]`. Under training on the CPU the backward pass writes the three
+/// gradients into one tensor; Burn's slices would each add theirs into a tensor of zeros of
+/// the joint size, on one thread.
+pub fn joint_attention<B: Backend>(
+    qkv: Tensor<B, 3>,
+    heads: usize,
+    scale: f32,
+    bias: Option<Tensor<B, 4>>,
+    dropout: Option<&Dropout>,
+) -> Tensor<B, 3> {
+    let [batch, tokens, joint_features] = qkv.dims();
+    check_bias_broadcast(bias.as_ref(), [batch, tokens, tokens], heads);
+    let (qkv, bias) = match MatmulPrecision::fused(true) {
+        true => match attention_training::try_joint_attention(qkv, heads, scale, bias, dropout) {
+            Ok(output) => return output,
+            Err(unchanged) => unchanged,
+        },
+        false => (qkv, bias),
+    };
+    let features = joint_features / 3;
+    let part = |index: usize| qkv.clone().narrow(2, index * features, features);
+    let input = AttentionInput {
+        query: part(0),
+        key: part(1),
+        value: part(2),
+        heads,
+        scale,
+        bias,
+    };
+    attention(input, dropout)
 }
 
 /// [`attention`] with Burn operations: what the fused kernels replace, and what other backends

@@ -14,6 +14,10 @@
 //! - the bias's gradient: `dS` summed over the dimensions along which the bias broadcasts
 //!   (batch elements sharing a bias, heads or query rows of size 1).
 //!
+//! When the query, key and value are the column blocks of one joint projection (Swin's
+//! `qkv`, [`super::joint_attention`]), that tensor is the one parent and the three gradients
+//! are written side by side into one gradient of its shape.
+//!
 //! The mask is the one [`super::dropout`] would draw for the `[batch, heads, queries, keys]`
 //! probabilities (the same seed from Burn's generator, the same value per element), computed
 //! again in the backward pass rather than stored. Burn's composition instead copies the
@@ -65,7 +69,7 @@ pub(super) fn try_attention<B: Backend>(
         (Ok(query), Ok(key), Ok(value), Ok(bias)) => {
             let mask = dropout.and_then(|layer| MaskDraw::of::<B>(layer, &device));
             Ok(from_training(attention(
-                [query, key, value],
+                Projections::Separate([query, key, value]),
                 bias,
                 heads,
                 scale,
@@ -86,36 +90,101 @@ pub(super) fn try_attention<B: Backend>(
     }
 }
 
-/// The fused attention of `[query, key, value]` with its backward pass.
+/// `joint_attention(qkv, heads, scale, bias, dropout)` by this module's kernels when `B` is
+/// `Autodiff<Flex>` and every tensor is `f32`; otherwise `qkv` and `bias` back, unchanged.
+pub(super) fn try_joint_attention<B: Backend>(
+    qkv: Tensor<B, 3>,
+    heads: usize,
+    scale: f32,
+    bias: Option<Tensor<B, 4>>,
+    dropout: Option<&Dropout>,
+) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Option<Tensor<B, 4>>)> {
+    let device = qkv.device();
+    match (to_training(qkv), bias.map(to_training).transpose()) {
+        (Ok(qkv), Ok(bias)) => {
+            let mask = dropout.and_then(|layer| MaskDraw::of::<B>(layer, &device));
+            Ok(from_training(attention(
+                Projections::Joint(qkv),
+                bias,
+                heads,
+                scale,
+                mask,
+            )))
+        }
+        (qkv, bias) => Err((
+            qkv.map_or_else(|unchanged| unchanged, from_training),
+            match bias {
+                Ok(bias) => bias.map(from_training),
+                Err(bias) => Some(bias),
+            },
+        )),
+    }
+}
+
+/// Where the queries, keys and values come from.
+enum Projections {
+    /// Three tensors `[batch, tokens, features]`.
+    Separate([TrainingTensor; 3]),
+    /// The three column blocks of one `[batch, tokens, 3 * features]` tensor.
+    Joint(TrainingTensor),
+}
+
+/// The fused attention of `projections` with its backward pass (parents: the projections'
+/// tensors, then the bias if any).
 fn attention(
-    inputs: [TrainingTensor; 3],
+    projections: Projections,
     bias: Option<TrainingTensor>,
     heads: usize,
     scale: f32,
     mask: Option<MaskDraw>,
 ) -> TrainingTensor {
-    let [query, key, value] = inputs;
-    let nodes = [query.node.clone(), key.node.clone(), value.node.clone()];
     let bias_node = bias.as_ref().map(|bias| bias.node.clone());
-    let operands = Operands {
-        query: query.primitive,
-        key: key.primitive,
-        value: value.primitive,
-        bias: bias.map(|bias| contiguous(bias.primitive)),
-        heads,
-        scale,
-        mask,
-    };
+    let bias = bias.map(|bias| contiguous(bias.primitive));
     let prepare = AttentionBackward;
-    match bias_node {
-        Some(bias) => {
-            let [query, key, value] = nodes;
-            record(
-                prepare.prepare::<NoCheckpointing>([query, key, value, bias]),
-                operands,
-            )
+    match projections {
+        Projections::Separate([query, key, value]) => {
+            let nodes = [query.node.clone(), key.node.clone(), value.node.clone()];
+            let operands = Operands {
+                query: query.primitive,
+                key: key.primitive,
+                value: value.primitive,
+                joint: false,
+                bias,
+                heads,
+                scale,
+                mask,
+            };
+            match bias_node {
+                Some(bias) => {
+                    let [query, key, value] = nodes;
+                    record(
+                        prepare.prepare::<NoCheckpointing>([query, key, value, bias]),
+                        operands,
+                    )
+                }
+                None => record(prepare.prepare::<NoCheckpointing>(nodes), operands),
+            }
         }
-        None => record(prepare.prepare::<NoCheckpointing>(nodes), operands),
+        Projections::Joint(qkv) => {
+            let node = qkv.node.clone();
+            let qkv = contiguous(qkv.primitive);
+            let features = dims(&qkv)[2] / 3;
+            let part = |index: usize| qkv.narrow(2, index * features, features);
+            let operands = Operands {
+                query: part(0),
+                key: part(1),
+                value: part(2),
+                joint: true,
+                bias,
+                heads,
+                scale,
+                mask,
+            };
+            match bias_node {
+                Some(bias) => record(prepare.prepare::<NoCheckpointing>([node, bias]), operands),
+                None => record(prepare.prepare::<NoCheckpointing>([node]), operands),
+            }
+        }
     }
 }
 
@@ -145,6 +214,8 @@ struct Operands {
     query: FlexTensor,
     key: FlexTensor,
     value: FlexTensor,
+    /// Whether query, key and value are the column blocks of one tensor (one parent).
+    joint: bool,
     /// The bias, contiguous.
     bias: Option<FlexTensor>,
     heads: usize,
@@ -366,41 +437,60 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
         let output_gradient = contiguous(grads.consume::<Flex>(&ops.node));
         let sizes = operands.sizes();
         let features = sizes.features();
-        let mut query_gradient = parallel::zeroed(sizes.batch * sizes.queries * features);
-        let mut key_gradient = parallel::zeroed(sizes.batch * sizes.keys * features);
-        let mut value_gradient = parallel::zeroed(sizes.batch * sizes.keys * features);
-        if !probabilities.is_empty() && features > 0 {
-            let output_gradient = Rows::of(&output_gradient).expect("contiguous tensors have rows");
-            operands.with_views(|views| {
-                query_gradient
-                    .par_chunks_mut(sizes.queries * features)
-                    .zip(key_gradient.par_chunks_mut(sizes.keys * features))
-                    .zip(value_gradient.par_chunks_mut(sizes.keys * features))
-                    .zip(probabilities.par_chunks_mut(sizes.element()))
-                    .enumerate()
-                    .for_each(|(batch, (((query, key), value), probabilities))| {
-                        pulp::Arch::new().dispatch(BackwardTask {
-                            views,
-                            output_gradient: &output_gradient,
-                            batch,
-                            query,
-                            key,
-                            value,
-                            score_gradient: probabilities,
-                        })
-                    })
-            });
-        }
-        let [query_node, key_node, value_node, rest @ ..] = ops.parents.as_slice() else {
-            unreachable!("attention has query, key and value parents")
+        let output_gradient = Rows::of(&output_gradient).expect("contiguous tensors have rows");
+        // One batch element's backward pass, writing into `gradients`.
+        let run = |views: &Views, batch, gradients, score_gradient| {
+            pulp::Arch::new().dispatch(BackwardTask {
+                views,
+                output_gradient: &output_gradient,
+                batch,
+                gradients,
+                score_gradient,
+            })
         };
-        let query_shape = dims(&operands.query);
-        let key_shape = dims(&operands.key);
-        for (node, gradient, shape) in [
-            (query_node, query_gradient, query_shape),
-            (key_node, key_gradient, key_shape.clone()),
-            (value_node, value_gradient, key_shape),
-        ] {
+        let work = !probabilities.is_empty() && features > 0;
+        // The gradients with their shapes, in the order of the projections' parents.
+        let gradients = if operands.joint {
+            let mut joint = parallel::zeroed(sizes.batch * sizes.keys * 3 * features);
+            if work {
+                operands.with_views(|views| {
+                    joint
+                        .par_chunks_mut(sizes.keys * 3 * features)
+                        .zip(probabilities.par_chunks_mut(sizes.element()))
+                        .enumerate()
+                        .for_each(|(batch, (joint, probabilities))| {
+                            run(views, batch, GradientRows::Joint(joint), probabilities)
+                        })
+                });
+            }
+            vec![(joint, vec![sizes.batch, sizes.keys, 3 * features])]
+        } else {
+            let mut query = parallel::zeroed(sizes.batch * sizes.queries * features);
+            let mut key = parallel::zeroed(sizes.batch * sizes.keys * features);
+            let mut value = parallel::zeroed(sizes.batch * sizes.keys * features);
+            if work {
+                operands.with_views(|views| {
+                    query
+                        .par_chunks_mut(sizes.queries * features)
+                        .zip(key.par_chunks_mut(sizes.keys * features))
+                        .zip(value.par_chunks_mut(sizes.keys * features))
+                        .zip(probabilities.par_chunks_mut(sizes.element()))
+                        .enumerate()
+                        .for_each(|(batch, (((query, key), value), probabilities))| {
+                            let gradients = GradientRows::Separate([query, key, value]);
+                            run(views, batch, gradients, probabilities)
+                        })
+                });
+            }
+            let key_shape = dims(&operands.key);
+            vec![
+                (query, dims(&operands.query)),
+                (key, key_shape.clone()),
+                (value, key_shape),
+            ]
+        };
+        let (projection_nodes, rest) = ops.parents.split_at(gradients.len());
+        for (node, (gradient, shape)) in projection_nodes.iter().zip(gradients) {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, tensor_of(gradient, shape));
             }
@@ -413,17 +503,33 @@ impl<const N: usize> Backward<Flex, N> for AttentionBackward {
     }
 }
 
+/// One batch element's rows of the projections' gradients.
+enum GradientRows<'a> {
+    /// Query `[queries, features]`, key and value `[keys, features]`.
+    Separate([&'a mut [f32]; 3]),
+    /// `[tokens, 3 * features]`: the query, key and value columns side by side.
+    Joint(&'a mut [f32]),
+}
+
+impl GradientRows<'_> {
+    /// Head `head`'s columns of projection `part` (0 query, 1 key, 2 value): the buffer from
+    /// its first value on, and its row stride.
+    #[inline(always)]
+    fn head(&mut self, part: usize, head: usize, sizes: Sizes) -> (&mut [f32], usize) {
+        let (features, columns) = (sizes.features(), head * sizes.head_dim);
+        match self {
+            GradientRows::Separate(parts) => (&mut parts[part][columns..], features),
+            GradientRows::Joint(rows) => (&mut rows[part * features + columns..], 3 * features),
+        }
+    }
+}
+
 /// The backward pass of one batch element, all heads.
 struct BackwardTask<'a> {
     views: &'a Views<'a>,
     output_gradient: &'a Rows<'a>,
     batch: usize,
-    /// `[queries, features]`.
-    query: &'a mut [f32],
-    /// `[keys, features]`.
-    key: &'a mut [f32],
-    /// `[keys, features]`.
-    value: &'a mut [f32],
+    gradients: GradientRows<'a>,
     /// The probabilities `[heads, queries, keys]` on entry, the scores' gradient `dS` on exit.
     score_gradient: &'a mut [f32],
 }
@@ -432,11 +538,10 @@ impl WithSimd for BackwardTask<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, _simd: S) {
+    fn with_simd<S: Simd>(mut self, _simd: S) {
         let views = self.views;
         let (batch, sizes, mask) = (self.batch, views.sizes, &views.mask);
         let (queries, keys, head_dim) = (sizes.queries, sizes.keys, sizes.head_dim);
-        let features = sizes.features();
         let mut scratch = vec![0.0f32; sizes.block()];
         for (head, probabilities) in self
             .score_gradient
@@ -457,7 +562,7 @@ impl WithSimd for BackwardTask<'_> {
                 (keys, head_dim, queries),
                 &MatrixView::row_major(weights, keys).transposed(),
                 &output_gradient,
-                (&mut self.value[head * head_dim..], features),
+                self.gradients.head(2, head, sizes),
                 false,
                 1.0,
             );
@@ -490,7 +595,7 @@ impl WithSimd for BackwardTask<'_> {
                 (queries, head_dim, keys),
                 &score_gradient,
                 &views.key.head(batch, head, head_dim),
-                (&mut self.query[head * head_dim..], features),
+                self.gradients.head(0, head, sizes),
                 false,
                 views.scale,
             );
@@ -498,7 +603,7 @@ impl WithSimd for BackwardTask<'_> {
                 (keys, head_dim, queries),
                 &score_gradient.transposed(),
                 &views.query.head(batch, head, head_dim),
-                (&mut self.key[head * head_dim..], features),
+                self.gradients.head(1, head, sizes),
                 false,
                 views.scale,
             );

@@ -40,7 +40,7 @@ mod precision;
 mod weighted_sum;
 
 pub use adam::{AdamArithmetic, AdamTensors, adam_step};
-pub use attention::{AttentionInput, attention, composed_attention};
+pub use attention::{AttentionInput, attention, composed_attention, joint_attention};
 pub use dropout::dropout;
 pub use layer_norm::layer_norm;
 pub use linear::{composed_linear, linear, linear_gelu, linear_residual};

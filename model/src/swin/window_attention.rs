@@ -107,17 +107,13 @@ impl<B: Backend> WindowAttention<B> {
         let [_, num_tokens, d_model] = windows.dims();
         let head_dim = d_model / self.n_heads;
         // Queries, keys and values are column blocks of the joint projection.
-        let qkv = kernels::linear(&self.qkv, windows);
-        let part = |index: usize| qkv.clone().narrow(2, index * d_model, d_model);
-        let input = kernels::AttentionInput {
-            query: part(0),
-            key: part(1),
-            value: part(2),
-            heads: self.n_heads,
-            scale: (head_dim as f32).powf(-0.5),
-            bias: Some(self.score_bias(num_tokens, mask)),
-        };
-        let attended = kernels::attention(input, None);
+        let attended = kernels::joint_attention(
+            kernels::linear(&self.qkv, windows),
+            self.n_heads,
+            (head_dim as f32).powf(-0.5),
+            Some(self.score_bias(num_tokens, mask)),
+            None,
+        );
         kernels::linear(&self.proj, attended)
     }
 

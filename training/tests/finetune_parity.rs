@@ -148,20 +148,28 @@ fn assert_weights_match(case: &str, actual: &Path, expected: &Path, tolerance: f
     assert!(moved > 0, "{case}: no checked tensor moved");
 }
 
+/// Summed movement below which a key bias counts as unmoved in f32: its true gradient is 0 (a
+/// softmax ignores a constant added to its row), so the optimizer's normalized step moves it
+/// by the products' rounding noise alone, which differs between any two implementations (at
+/// most 1.5e-6 in PyTorch's cases, 1.9e-6 in vidcls's), while every tensor with a gradient
+/// moves by at least 2.5e-3.
+const ROUNDING_NOISE: f64 = 1e-5;
+
 /// Checks the summed movement of every trainable parameter against PyTorch's, within
-/// `tolerance` relative, and returns the largest relative difference.
+/// `tolerance` relative, and returns the largest relative difference. Key biases are checked
+/// to stay within [`ROUNDING_NOISE`] on both sides instead.
 ///
-/// Reduced precision leaves out the key biases (BERT's, and Swin's joint `qkv` biases, of which
-/// they are a third): their true gradient is 0 (a softmax ignores a constant added to its row),
-/// so the optimizer's normalized step moves them by the products' rounding noise alone, which
-/// reduced precision makes larger than f32's.
+/// Reduced precision leaves out the key biases and Swin's joint `qkv` biases, of which they
+/// are a third: its rounding noise is larger than f32's.
 fn assert_total_movement(case: &Value, actual: &Path, tolerance: &Tolerance) -> f64 {
     let actual = read_tensors(actual);
     let initial = read_tensors(&fixture("initial.safetensors"));
     let mut largest = 0.0f64;
     for (name, want) in case["delta_l1"].as_object().unwrap() {
-        let zero_gradient = name.ends_with("key.bias") || name.ends_with("qkv.bias");
-        if zero_gradient && tolerance.precision != MatmulPrecision::F32 {
+        let zero_gradient = name.ends_with("key.bias");
+        if (zero_gradient || name.ends_with("qkv.bias"))
+            && tolerance.precision != MatmulPrecision::F32
+        {
             continue;
         }
         let want = want.as_f64().unwrap();
@@ -172,6 +180,15 @@ fn assert_total_movement(case: &Value, actual: &Path, tolerance: &Tolerance) -> 
             .zip(before)
             .map(|(a, b)| (a - b).abs() as f64)
             .sum();
+        if zero_gradient {
+            assert!(
+                got <= ROUNDING_NOISE && want <= ROUNDING_NOISE,
+                "{}: summed movement of {name}, whose true gradient is 0: vidcls {got:e}, \
+                 PyTorch {want:e}",
+                case["name"]
+            );
+            continue;
+        }
         assert!(
             (got - want).abs() <= tolerance.movement * want + 1e-6,
             "{}: summed movement of {name}: vidcls {got:e}, PyTorch {want:e}",

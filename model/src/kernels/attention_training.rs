@@ -69,7 +69,7 @@ pub(super) fn try_attention<B: Backend>(
         (Ok(query), Ok(key), Ok(value), Ok(bias)) => {
             let mask = dropout.and_then(|layer| MaskDraw::of::<B>(layer, &device));
             Ok(from_training(attention(
-                Projections::Separate([query, key, value]),
+                Projections::Separate(Box::new([query, key, value])),
                 bias,
                 heads,
                 scale,
@@ -90,6 +90,9 @@ pub(super) fn try_attention<B: Backend>(
     }
 }
 
+/// The `qkv` and `bias` of an attention that the kernels do not run, handed back.
+type Unfused<B> = (Tensor<B, 3>, Option<Tensor<B, 4>>);
+
 /// `joint_attention(qkv, heads, scale, bias, dropout)` by this module's kernels when `B` is
 /// `Autodiff<Flex>` and every tensor is `f32`; otherwise `qkv` and `bias` back, unchanged.
 pub(super) fn try_joint_attention<B: Backend>(
@@ -98,7 +101,7 @@ pub(super) fn try_joint_attention<B: Backend>(
     scale: f32,
     bias: Option<Tensor<B, 4>>,
     dropout: Option<&Dropout>,
-) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Option<Tensor<B, 4>>)> {
+) -> Result<Tensor<B, 3>, Unfused<B>> {
     let device = qkv.device();
     match (to_training(qkv), bias.map(to_training).transpose()) {
         (Ok(qkv), Ok(bias)) => {
@@ -123,8 +126,8 @@ pub(super) fn try_joint_attention<B: Backend>(
 
 /// Where the queries, keys and values come from.
 enum Projections {
-    /// Three tensors `[batch, tokens, features]`.
-    Separate([TrainingTensor; 3]),
+    /// Three tensors `[batch, tokens, features]` (boxed: the joint variant is one tensor).
+    Separate(Box<[TrainingTensor; 3]>),
     /// The three column blocks of one `[batch, tokens, 3 * features]` tensor.
     Joint(TrainingTensor),
 }
@@ -142,7 +145,8 @@ fn attention(
     let bias = bias.map(|bias| contiguous(bias.primitive));
     let prepare = AttentionBackward;
     match projections {
-        Projections::Separate([query, key, value]) => {
+        Projections::Separate(projections) => {
+            let [query, key, value] = *projections;
             let nodes = [query.node.clone(), key.node.clone(), value.node.clone()];
             let operands = Operands {
                 query: query.primitive,

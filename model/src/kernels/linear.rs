@@ -15,6 +15,7 @@ use super::flex::{
 };
 use super::linear_training;
 use super::matrix::{MatrixView, f32_gemm};
+use super::packed_weights::packed_weight;
 use super::parallel::{self, RowKernel, for_row_groups};
 use super::precision::{MatmulPrecision, product};
 
@@ -158,51 +159,54 @@ pub(super) fn flex_linear(
     let bias = bias.map(values);
     *shape.last_mut().expect("non-empty shape") = n;
 
-    // The product is added to what the output holds first (bias and/or residual), except
-    // before a GELU, where bias and GELU are one pass after the product.
+    // The bf16 kernel packs the weight (once, see `packed_weights`) and starts its sums from
+    // the bias; the f32 product is added to what the output holds first (bias and/or
+    // residual). Before a GELU, bias and GELU are one pass after the product.
+    let packed = match MatmulPrecision::current().effective() {
+        MatmulPrecision::Bf16 => packed_weight(weight),
+        _ => None,
+    };
     let gelu = matches!(epilogue, Epilogue::Gelu);
-    let (mut output, accumulate) = match (epilogue, bias) {
-        (Epilogue::Residual(residual), bias) => {
+    let (mut output, mut accumulate) = match epilogue {
+        Epilogue::Residual(residual) => {
             assert_eq!(
                 dims(&residual),
                 shape,
                 "residual and linear output differ in shape"
             );
-            let mut output = into_values(residual);
-            if let Some(bias) = bias {
-                for_row_groups(
-                    &mut output,
-                    n,
-                    &BroadcastRow {
-                        row: bias,
-                        add: true,
-                    },
-                );
-            }
-            (output, true)
-        }
-        (Epilogue::None, Some(bias)) => {
-            // Written, not added to: a first write of fresh zeroed pages faults once, a read
-            // then a write twice.
-            let mut output = parallel::zeroed(m * n);
-            for_row_groups(
-                &mut output,
-                n,
-                &BroadcastRow {
-                    row: bias,
-                    add: false,
-                },
-            );
-            (output, true)
+            (into_values(residual), true)
         }
         _ => (parallel::zeroed(m * n), false),
     };
+    let product_bias = bias.filter(|_| !gelu);
     let input = MatrixView::row_major(values(&input), k);
-    let weight = weight_view(weight);
-    let bf16 = MatmulPrecision::current().effective() == MatmulPrecision::Bf16
-        && gemm_bf16((m, n, k), input.values, &weight, &mut output, accumulate);
-    if !bf16 {
-        f32_gemm((m, n, k), &input, &weight, &mut output, accumulate);
+    match packed {
+        Some(packed) => gemm_bf16(
+            m,
+            input.values,
+            &packed,
+            (&mut output, accumulate),
+            product_bias,
+        ),
+        None => {
+            if let Some(bias) = product_bias {
+                // Written, not added to, where nothing is there yet: a first write of fresh
+                // zeroed pages faults once, a read then a write twice.
+                let row = BroadcastRow {
+                    row: bias,
+                    add: accumulate,
+                };
+                for_row_groups(&mut output, n, &row);
+                accumulate = true;
+            }
+            f32_gemm(
+                (m, n, k),
+                &input,
+                &weight_view(weight),
+                &mut output,
+                accumulate,
+            )
+        }
     }
     if gelu {
         for_row_groups(&mut output, n, &BiasGelu { bias });

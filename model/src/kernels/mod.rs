@@ -34,6 +34,7 @@ mod linear;
 mod linear_training;
 mod math;
 mod matrix;
+mod packed_weights;
 mod parallel;
 mod permute;
 mod precision;

@@ -6,10 +6,11 @@
 //! each of its 16 lanes and adds both products to an f32 accumulator. `gemm` (the crate of the
 //! f32 path) has no bf16 kernel, hence this one.
 //!
-//! Layout: the right operand is packed once per product in panels of [`NR`] columns, pairs of
-//! consecutive `k` interleaved (`[pair][column][2]`), so that one 512-bit load holds 16
-//! columns' pairs; each rayon task packs its rows of the left operand as one `u32` (a bf16
-//! pair) per pair of `k`, broadcast to all lanes. The microkernel keeps an [`MR`] x [`NR`]
+//! Layout: the right operand is packed once into a [`PackedRight`] (a weight once per model,
+//! see `packed_weights`) in panels of [`NR`] columns, pairs of consecutive `k` interleaved
+//! (`[pair][column][2]`), so that one 512-bit load holds 16 columns' pairs; each rayon task
+//! packs its rows of the left operand as one `u32` (a bf16 pair) per pair of `k`, broadcast
+//! to all lanes. The microkernel keeps an [`MR`] x [`NR`]
 //! block of the output in 24 of the 32 vector registers: enough independent sums to cover
 //! the instruction's latency at two instructions per cycle. A [`KC`]-pair slice of a panel
 //! (24 KiB) stays in the L1 data cache while the task's row blocks pass over it.
@@ -23,7 +24,7 @@ const MR: usize = 12;
 /// Columns of a packed panel (two 16-lane registers).
 const NR: usize = 32;
 /// Pairs of `k` per cache block: a panel's block of the right operand is `KC * NR * 4` bytes
-/// (24 KiB, half the L1 data cache), a row block of the left one `KC * MR * 4` (9 KiB).
+/// (24 KiB, half a 48 KiB L1 data cache), a row block of the left one `KC * MR * 4` (9 KiB).
 const KC: usize = 192;
 /// Fewest and most rows per rayon task (multiples of `MR`): enough tasks to balance the
 /// threads, and each task's rows pass over the whole packed right operand.

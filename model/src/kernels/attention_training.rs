@@ -144,20 +144,21 @@ fn attention(
     let bias_node = bias.as_ref().map(|bias| bias.node.clone());
     let bias = bias.map(|bias| contiguous(bias.primitive));
     let prepare = AttentionBackward;
+    let operands = |[query, key, value]: [FlexTensor; 3], joint: bool| Operands {
+        query,
+        key,
+        value,
+        joint,
+        bias,
+        heads,
+        scale,
+        mask,
+    };
     match projections {
         Projections::Separate(projections) => {
             let [query, key, value] = *projections;
-            let nodes = [query.node.clone(), key.node.clone(), value.node.clone()];
-            let operands = Operands {
-                query: query.primitive,
-                key: key.primitive,
-                value: value.primitive,
-                joint: false,
-                bias,
-                heads,
-                scale,
-                mask,
-            };
+            let nodes = [query.node, key.node, value.node];
+            let operands = operands([query.primitive, key.primitive, value.primitive], false);
             match bias_node {
                 Some(bias) => {
                     let [query, key, value] = nodes;
@@ -170,20 +171,11 @@ fn attention(
             }
         }
         Projections::Joint(qkv) => {
-            let node = qkv.node.clone();
-            let qkv = contiguous(qkv.primitive);
-            let features = dims(&qkv)[2] / 3;
-            let part = |index: usize| qkv.narrow(2, index * features, features);
-            let operands = Operands {
-                query: part(0),
-                key: part(1),
-                value: part(2),
-                joint: true,
-                bias,
-                heads,
-                scale,
-                mask,
-            };
+            let projection = contiguous(qkv.primitive);
+            let features = dims(&projection)[2] / 3;
+            let part = |index: usize| projection.narrow(2, index * features, features);
+            let operands = operands([part(0), part(1), part(2)], true);
+            let node = qkv.node;
             match bias_node {
                 Some(bias) => record(prepare.prepare::<NoCheckpointing>([node, bias]), operands),
                 None => record(prepare.prepare::<NoCheckpointing>([node]), operands),

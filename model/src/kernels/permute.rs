@@ -89,16 +89,14 @@ fn gather_rows(tokens: &FlexTensor, order: &[usize]) -> FlexTensor {
 
 /// [`permute_tokens`] under training, with its backward pass.
 fn training_permute(tokens: TrainingTensor, order: Vec<usize>) -> TrainingTensor {
+    let output = gather_rows(&contiguous(tokens.primitive), &order);
     match PermuteBackward
-        .prepare::<NoCheckpointing>([tokens.node.clone()])
+        .prepare::<NoCheckpointing>([tokens.node])
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => {
-            let output = gather_rows(&contiguous(tokens.primitive), &order);
-            prep.finish(order, output)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(gather_rows(&contiguous(tokens.primitive), &order)),
+        OpsKind::Tracked(prep) => prep.finish(order, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
 

@@ -361,6 +361,8 @@ fn attention_with_a_padding_mask_matches_burn() {
     check_attention(2, 13, 37, 3, 20, Some([2, 1, 1, 37]), false);
     // Cross-attention with more queries than one task, head size 64.
     check_attention(1, 100, 5, 2, 64, Some([1, 1, 1, 5]), false);
+    // Keys long enough that the kernel gathers the heads in groups of 3 (3 and 1 here).
+    check_attention(1, 5, 600, 4, 16, Some([1, 1, 1, 600]), false);
 }
 
 #[test]

@@ -404,6 +404,23 @@ struct AttentionTask<'a> {
     output: &'a mut [f32],
 }
 
+/// Bytes of transposed keys gathered at once. The heads of a group are gathered together, so
+/// each input row is read once per group, a whole stretch at a time, rather than a few
+/// columns per head (Swin's windows: all or half of a window's heads in one group; BERT's
+/// long sequences: one head per group). The group's buffers stay in the core's L2 cache.
+const GROUP_KEY_BYTES: usize = 128 * 1024;
+
+/// One group of heads' inputs, gathered into contiguous buffers by [`AttentionTask`] and
+/// reused from group to group.
+struct GroupBuffers {
+    /// The group's columns of the task's query rows, scaled, `[rows, width]`.
+    queries: Vec<f32>,
+    /// The group's keys transposed, `[width, padded_keys]` (zeros past `keys`).
+    keys_transposed: Vec<f32>,
+    /// The group's values, `[keys, width]`.
+    values: Vec<f32>,
+}
+
 impl WithSimd for AttentionTask<'_> {
     type Output = ();
 
@@ -414,58 +431,84 @@ impl WithSimd for AttentionTask<'_> {
         let features = inputs.heads * head_dim;
         let padded_keys = keys.div_ceil(LANES) * LANES;
         let rows = self.output.len() / features;
-        // One head's keys transposed, `[head_dim, padded_keys]` (zeros past `keys`), and its
-        // values, `[keys, head_dim]`, both contiguous.
-        let mut keys_transposed = vec![0.0f32; head_dim * padded_keys];
-        let mut values = vec![0.0f32; keys * head_dim];
-        let mut scratch = BlockScratch {
-            queries: vec![0.0; QUERY_BLOCK * head_dim],
-            scores: vec![0.0; QUERY_BLOCK * padded_keys],
+        let group_heads =
+            (GROUP_KEY_BYTES / (padded_keys * head_dim * 4).max(1)).clamp(1, inputs.heads);
+        let group_width = group_heads * head_dim;
+        let mut group = GroupBuffers {
+            queries: vec![0.0; rows * group_width],
+            keys_transposed: vec![0.0; group_width * padded_keys],
+            values: vec![0.0; keys * group_width],
         };
+        let mut scores = vec![0.0; QUERY_BLOCK * padded_keys];
         // Blocks of near-equal sizes (49 rows: 7 blocks of 7).
         let blocks = rows.div_ceil(QUERY_BLOCK);
-        for head in 0..inputs.heads {
-            let columns = head * head_dim..(head + 1) * head_dim;
-            for (key, values) in values.chunks_exact_mut(head_dim).enumerate() {
-                let key_row = inputs.key.get(inputs.batch, key, columns.clone());
-                for (dim, &value) in key_row.iter().enumerate() {
-                    keys_transposed[dim * padded_keys + key] = value;
-                }
-                values.copy_from_slice(inputs.value.get(inputs.batch, key, columns.clone()));
-            }
-            for index in 0..blocks {
-                let (first, end) = (index * rows / blocks, (index + 1) * rows / blocks);
-                let block = QueryBlock {
-                    inputs,
-                    head,
-                    first,
-                    keys_transposed: &keys_transposed,
-                    values: &values,
-                    padded_keys,
-                };
-                let output = &mut self.output[first * features..end * features];
-                match end - first {
-                    1 => block.run::<1>(&mut scratch, output),
-                    2 => block.run::<2>(&mut scratch, output),
-                    3 => block.run::<3>(&mut scratch, output),
-                    4 => block.run::<4>(&mut scratch, output),
-                    5 => block.run::<5>(&mut scratch, output),
-                    6 => block.run::<6>(&mut scratch, output),
-                    7 => block.run::<7>(&mut scratch, output),
-                    8 => block.run::<8>(&mut scratch, output),
-                    _ => unreachable!("blocks have 1 to QUERY_BLOCK rows"),
+        for first_head in (0..inputs.heads).step_by(group_heads) {
+            let heads = first_head..(first_head + group_heads).min(inputs.heads);
+            let columns = heads.start * head_dim..heads.end * head_dim;
+            let width = columns.len();
+            group.gather(inputs, columns.clone(), rows, padded_keys);
+            for head in heads {
+                let offset = (head - first_head) * head_dim;
+                for index in 0..blocks {
+                    let (first, end) = (index * rows / blocks, (index + 1) * rows / blocks);
+                    let block = QueryBlock {
+                        inputs,
+                        head,
+                        first,
+                        queries: &group.queries[first * width + offset..],
+                        keys_transposed: &group.keys_transposed[offset * padded_keys..],
+                        values: &group.values[offset..],
+                        width,
+                        padded_keys,
+                    };
+                    let output = &mut self.output[first * features..end * features];
+                    match end - first {
+                        1 => block.run::<1>(&mut scores, output),
+                        2 => block.run::<2>(&mut scores, output),
+                        3 => block.run::<3>(&mut scores, output),
+                        4 => block.run::<4>(&mut scores, output),
+                        5 => block.run::<5>(&mut scores, output),
+                        6 => block.run::<6>(&mut scores, output),
+                        7 => block.run::<7>(&mut scores, output),
+                        8 => block.run::<8>(&mut scores, output),
+                        _ => unreachable!("blocks have 1 to QUERY_BLOCK rows"),
+                    }
                 }
             }
         }
     }
 }
 
-/// Buffers of [`QueryBlock::run`], reused from block to block.
-struct BlockScratch {
-    /// Scaled queries, `[rows, head_dim]`.
-    queries: Vec<f32>,
-    /// Scores, then unnormalized probabilities, `[rows, padded_keys]`.
-    scores: Vec<f32>,
+impl GroupBuffers {
+    /// Gathers columns `columns` of the task's `rows` query rows (scaled), and of every key and
+    /// value row, each input row read once.
+    #[inline(always)]
+    fn gather(
+        &mut self,
+        inputs: &TaskInputs,
+        columns: std::ops::Range<usize>,
+        rows: usize,
+        padded_keys: usize,
+    ) {
+        let width = columns.len();
+        let queries = self.queries[..rows * width].chunks_exact_mut(width);
+        for (row, queries) in queries.enumerate() {
+            let query = inputs
+                .query
+                .get(inputs.batch, inputs.first_query + row, columns.clone());
+            for (scaled, &value) in queries.iter_mut().zip(query) {
+                *scaled = value * inputs.scale;
+            }
+        }
+        let values = self.values[..inputs.keys * width].chunks_exact_mut(width);
+        for (key, values) in values.enumerate() {
+            let key_row = inputs.key.get(inputs.batch, key, columns.clone());
+            for (column, &value) in key_row.iter().enumerate() {
+                self.keys_transposed[column * padded_keys + key] = value;
+            }
+            values.copy_from_slice(inputs.value.get(inputs.batch, key, columns.clone()));
+        }
+    }
 }
 
 /// One head's attention for a block of query rows of a task.
@@ -474,31 +517,38 @@ struct QueryBlock<'a> {
     head: usize,
     /// The block's first row in the task.
     first: usize,
+    /// The block's scaled queries from the head's first column: row `r` at `r * width`.
+    queries: &'a [f32],
+    /// The head's transposed keys: `[head_dim, padded_keys]` at the start.
     keys_transposed: &'a [f32],
+    /// The head's values from its first column: key `k` at `k * width`.
     values: &'a [f32],
+    /// Row length of the group buffers.
+    width: usize,
     padded_keys: usize,
 }
 
 impl QueryBlock<'_> {
-    /// Writes the head's columns of the block's `R` output rows (`[R, features]`).
+    /// Writes the head's columns of the block's `R` output rows (`[R, features]`), with
+    /// `scores` as scratch (`QUERY_BLOCK * padded_keys`).
     #[inline(always)]
-    fn run<const R: usize>(&self, scratch: &mut BlockScratch, output: &mut [f32]) {
+    fn run<const R: usize>(&self, scores: &mut [f32], output: &mut [f32]) {
         let inputs = self.inputs;
         let (keys, head_dim, padded_keys) = (inputs.keys, inputs.head_dim, self.padded_keys);
         let columns = self.head * head_dim..(self.head + 1) * head_dim;
-        let queries = &mut scratch.queries[..R * head_dim];
-        let scores = &mut scratch.scores[..R * padded_keys];
-        for (row, queries) in queries.chunks_exact_mut(head_dim).enumerate() {
-            let query = inputs.first_query + self.first + row;
-            let query_row = inputs.query.get(inputs.batch, query, columns.clone());
-            for (query, &value) in queries.iter_mut().zip(query_row) {
-                *query = value * inputs.scale;
-            }
-        }
-        block_scores::<R>(queries, self.keys_transposed, scores);
+        let scores = &mut scores[..R * padded_keys];
+        let queries: [&[f32]; R] =
+            std::array::from_fn(|row| &self.queries[row * self.width..][..head_dim]);
+        block_scores::<R>(
+            queries,
+            &self.keys_transposed[..head_dim * padded_keys],
+            scores,
+        );
         let mut normalizers = [0.0f32; R];
         for (row, normalizer) in normalizers.iter_mut().enumerate() {
-            let scores = &mut scores[row * padded_keys..][..keys];
+            // The whole padded row, in steps of LANES (the padding's probabilities are below
+            // 1e-37 and left out of the weighted sums).
+            let scores = &mut scores[row * padded_keys..][..padded_keys];
             if let Some(bias) = inputs.bias {
                 let query = inputs.first_query + self.first + row;
                 for (score, bias) in scores
@@ -508,9 +558,12 @@ impl QueryBlock<'_> {
                     *score += bias;
                 }
             }
+            scores[keys..].fill(f32::NEG_INFINITY);
             let max = parallel::max(scores);
-            for score in scores.iter_mut() {
-                *score = math::exp(*score - max);
+            for scores in scores.chunks_exact_mut(LANES) {
+                for score in scores {
+                    *score = math::exp(*score - max);
+                }
             }
             *normalizer = 1.0 / parallel::sum(scores);
         }
@@ -518,7 +571,7 @@ impl QueryBlock<'_> {
         let features = output.len() / R;
         let full = head_dim / LANES * LANES;
         for start in (0..full).step_by(LANES) {
-            let sums = weighted_sums!(R, probs, keys, self.values, head_dim, start);
+            let sums = weighted_sums!(R, probs, keys, self.values, self.width, start);
             for (row, sums) in sums.iter().enumerate() {
                 let output = &mut output[row * features + columns.start + start..][..LANES];
                 for (output, sum) in output.iter_mut().zip(sums) {
@@ -531,8 +584,8 @@ impl QueryBlock<'_> {
             for column in full..head_dim {
                 let sum: f32 = probs[row][..keys]
                     .iter()
-                    .zip(self.values.chunks_exact(head_dim))
-                    .map(|(prob, values)| prob * values[column])
+                    .enumerate()
+                    .map(|(key, prob)| prob * self.values[key * self.width + column])
                     .sum();
                 output[row * features + columns.start + column] = sum * normalizer;
             }
@@ -542,13 +595,12 @@ impl QueryBlock<'_> {
 
 /// `scores[r] = queries[r] . keys_transposed` for `R` query rows.
 ///
-/// `queries` is `[R, head_dim]`, `keys_transposed` `[head_dim, padded_keys]`, `scores`
-/// `[R, padded_keys]`.
+/// `queries` are `R` rows of `head_dim` values, `keys_transposed` `[head_dim, padded_keys]`,
+/// `scores` `[R, padded_keys]`.
 #[inline(always)]
-fn block_scores<const R: usize>(queries: &[f32], keys_transposed: &[f32], scores: &mut [f32]) {
+fn block_scores<const R: usize>(queries: [&[f32]; R], keys_transposed: &[f32], scores: &mut [f32]) {
     let padded_keys = scores.len() / R;
-    let head_dim = queries.len() / R;
-    let queries: [&[f32]; R] = std::array::from_fn(|row| &queries[row * head_dim..][..head_dim]);
+    let head_dim = keys_transposed.len() / padded_keys;
     for start in (0..padded_keys).step_by(LANES) {
         let sums = weighted_sums!(R, queries, head_dim, keys_transposed, padded_keys, start);
         for (row, sums) in sums.iter().enumerate() {

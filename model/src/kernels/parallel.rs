@@ -61,25 +61,40 @@ pub fn sum(values: &[f32]) -> f32 {
             *lane += value;
         }
     }
-    lanes.iter().sum::<f32>() + blocks.remainder().iter().sum::<f32>()
+    for (lane, value) in lanes.iter_mut().zip(blocks.remainder()) {
+        *lane += value;
+    }
+    fold_lanes(lanes, |a, b| a + b)
 }
 
 /// The largest of `values` (`-inf` for none), with 16 running maxima so that the loop
-/// vectorizes.
+/// vectorizes. NaNs may or may not be skipped (the comparison is the vector instruction's, not
+/// `f32::max`'s NaN-aware one): a softmax of NaN scores is NaN either way.
 #[inline(always)]
 pub fn max(values: &[f32]) -> f32 {
+    let larger = |a: f32, b: f32| if a > b { a } else { b };
     let mut lanes = [f32::NEG_INFINITY; 16];
     let mut blocks = values.chunks_exact(16);
     for block in &mut blocks {
         for (lane, &value) in lanes.iter_mut().zip(block) {
-            *lane = lane.max(value);
+            *lane = larger(*lane, value);
         }
     }
-    let remainder = blocks.remainder().iter().copied();
-    lanes
-        .into_iter()
-        .chain(remainder)
-        .fold(f32::NEG_INFINITY, f32::max)
+    for (lane, &value) in lanes.iter_mut().zip(blocks.remainder()) {
+        *lane = larger(*lane, value);
+    }
+    fold_lanes(lanes, larger)
+}
+
+/// `lanes` combined pairwise by `combine` (halves, then quarters, ...): four vector steps
+/// rather than fifteen dependent scalar ones, which were a visible part of every short row's
+/// softmax (Swin's 49 keys).
+#[inline(always)]
+fn fold_lanes(lanes: [f32; 16], combine: impl Fn(f32, f32) -> f32) -> f32 {
+    let eight: [f32; 8] = std::array::from_fn(|lane| combine(lanes[lane], lanes[lane + 8]));
+    let four: [f32; 4] = std::array::from_fn(|lane| combine(eight[lane], eight[lane + 4]));
+    let two: [f32; 2] = std::array::from_fn(|lane| combine(four[lane], four[lane + 2]));
+    combine(two[0], two[1])
 }
 
 /// A buffer of `len` zeros for a kernel to overwrite, written by the rayon threads: one
@@ -105,25 +120,25 @@ pub fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
         }
     }
     let tail = a.len() - a.len() % 16;
-    let remainder: f32 = (tail..a.len()).map(|i| a[i] * b[i] * c[i]).sum();
-    lanes.iter().sum::<f32>() + remainder
+    for (lane, i) in lanes.iter_mut().zip(tail..a.len()) {
+        *lane += a[i] * b[i] * c[i];
+    }
+    fold_lanes(lanes, |a, b| a + b)
 }
 
 /// `Σ a[i] * b[i]`, with 16 running sums so that the loop vectorizes.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 16];
-    let (blocks_a, blocks_b) = (a.chunks_exact(16), b.chunks_exact(16));
-    let remainder: f32 = blocks_a
-        .remainder()
-        .iter()
-        .zip(blocks_b.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (block_a, block_b) in blocks_a.zip(blocks_b) {
+    let (mut blocks_a, mut blocks_b) = (a.chunks_exact(16), b.chunks_exact(16));
+    for (block_a, block_b) in (&mut blocks_a).zip(&mut blocks_b) {
         for ((lane, a), b) in lanes.iter_mut().zip(block_a).zip(block_b) {
             *lane += a * b;
         }
     }
-    lanes.iter().sum::<f32>() + remainder
+    let remainders = blocks_a.remainder().iter().zip(blocks_b.remainder());
+    for (lane, (a, b)) in lanes.iter_mut().zip(remainders) {
+        *lane += a * b;
+    }
+    fold_lanes(lanes, |a, b| a + b)
 }

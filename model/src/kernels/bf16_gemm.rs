@@ -15,6 +15,8 @@
 //! the instruction's latency at two instructions per cycle. A [`KC`]-pair slice of a panel
 //! (24 KiB) stays in the L1 data cache while the task's row blocks pass over it.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::matrix::MatrixView;
@@ -85,17 +87,34 @@ impl PackedRight {
     }
 }
 
+/// Where [`gemm_bf16`] puts its product.
+pub enum Output<'a> {
+    /// Added to the values there (a residual connection, or a sum of products).
+    Add(&'a mut [f32]),
+    /// Written over memory that holds nothing yet: every value is written and none is read,
+    /// so a new buffer needs no zeroing first.
+    Write(&'a mut [MaybeUninit<f32>]),
+}
+
 /// `output [m x n] (+)= left [m x k] x right [k x n] (+ bias [n])` with bf16 inputs and f32
-/// accumulation; `accumulate`: add to what `output` holds, otherwise overwrite it. The bias,
-/// in f32, starts each output value's sum, so it costs no pass of its own. `left` and `output`
-/// are row-major and contiguous.
+/// accumulation, added to `output` or written over it (see [`Output`]). The bias, in f32,
+/// starts each output value's sum, so it costs no pass of its own. `left` and `output` are
+/// row-major and contiguous.
 pub fn gemm_bf16(
     m: usize,
     left: &[f32],
     right: &PackedRight,
-    (output, accumulate): (&mut [f32], bool),
+    output: Output,
     bias: Option<&[f32]>,
 ) {
+    let (output, accumulate) = match output {
+        // SAFETY: the kernel only ever writes initialized f32 values through this view.
+        Output::Add(values) => (
+            unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) },
+            true,
+        ),
+        Output::Write(values) => (values, false),
+    };
     let (n, k) = (right.n, right.k);
     assert_eq!(left.len(), m * k, "left operand is not m x k");
     assert_eq!(output.len(), m * n, "output is not m x n");
@@ -109,8 +128,13 @@ pub fn gemm_bf16(
     if k == 0 {
         for row in output.chunks_exact_mut(n) {
             for (index, value) in row.iter_mut().enumerate() {
-                let start = if accumulate { *value } else { 0.0 };
-                *value = start + bias.map_or(0.0, |bias| bias[index]);
+                // SAFETY: an `Add` output is initialized.
+                let start = if accumulate {
+                    unsafe { value.assume_init() }
+                } else {
+                    0.0
+                };
+                *value = MaybeUninit::new(start + bias.map_or(0.0, |bias| bias[index]));
             }
         }
         return;
@@ -149,6 +173,7 @@ pub fn gemm_bf16(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use rayon::prelude::*;
 
@@ -312,7 +337,7 @@ mod x86 {
     pub unsafe fn block(
         left: &[u32],
         right: &[u32],
-        (output, accumulate): (&mut [f32], bool),
+        (output, accumulate): (&mut [MaybeUninit<f32>], bool),
         bias: Option<&[f32]>,
         (rows, n, pairs): (usize, usize, usize),
     ) {
@@ -365,7 +390,7 @@ mod x86 {
         left_stride: usize,
         right: &'a [u32],
         pairs: usize,
-        output: &'a mut [f32],
+        output: &'a mut [MaybeUninit<f32>],
         output_stride: usize,
         columns: usize,
         add: bool,
@@ -418,6 +443,7 @@ mod x86 {
                         let at = self
                             .output
                             .as_mut_ptr()
+                            .cast::<f32>()
                             .add(r * self.output_stride + 16 * half);
                         let sum = if self.add {
                             _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, at))
@@ -558,7 +584,15 @@ mod tests {
         };
         let bias = values(n, 5);
         let bias = with_bias.then_some(bias.as_slice());
-        gemm_bf16(m, &left, &packed, (&mut output, accumulate), bias);
+        if accumulate {
+            gemm_bf16(m, &left, &packed, Output::Add(&mut output), bias);
+        } else {
+            // Over the initial values: one the kernel failed to write would stay and differ.
+            let mut written: Vec<_> = output.iter().map(|&v| MaybeUninit::new(v)).collect();
+            gemm_bf16(m, &left, &packed, Output::Write(&mut written), bias);
+            // SAFETY: built from initialized values.
+            output = written.iter().map(|v| unsafe { v.assume_init() }).collect();
+        }
         let round = |value: f32| from_bf16_bits(to_bf16_bits(value)) as f64;
         for i in 0..m {
             for j in 0..n {
@@ -605,7 +639,7 @@ mod tests {
 
     #[test]
     fn empty_products() {
-        let mut output = vec![5.0; 6];
+        let mut output = vec![MaybeUninit::new(5.0); 6];
         let operand = MatrixView {
             values: &[],
             offset: 0,
@@ -613,9 +647,12 @@ mod tests {
             column_stride: 1,
         };
         if let Some(packed) = PackedRight::new(&operand, (0, 3)) {
-            gemm_bf16(2, &[], &packed, (&mut output, false), None);
+            gemm_bf16(2, &[], &packed, Output::Write(&mut output), None);
+            // SAFETY: initialized above.
+            let mut output: Vec<f32> = output.iter().map(|v| unsafe { v.assume_init() }).collect();
             assert_eq!(output, vec![0.0; 6]);
-            gemm_bf16(2, &[], &packed, (&mut output, true), Some(&[1.0, 2.0, 3.0]));
+            let bias = Some([1.0, 2.0, 3.0].as_slice());
+            gemm_bf16(2, &[], &packed, Output::Add(&mut output), bias);
             assert_eq!(output, vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
         }
     }

@@ -8,7 +8,7 @@ use burn::tensor::module;
 use burn_flex::FlexTensor;
 
 use super::activation::BiasGelu;
-use super::bf16_gemm::gemm_bf16;
+use super::bf16_gemm::{Output, gemm_bf16};
 use super::flex::{
     contiguous, dims, from_flex, from_training, into_values, tensor_of, to_flex, to_training,
     values,
@@ -159,36 +159,56 @@ pub(super) fn flex_linear(
     let bias = bias.map(values);
     *shape.last_mut().expect("non-empty shape") = n;
 
-    // The bf16 kernel packs the weight (once, see `packed_weights`) and starts its sums from
-    // the bias; the f32 product is added to what the output holds first (bias and/or
-    // residual). Before a GELU, bias and GELU are one pass after the product.
+    // The bf16 kernel packs the weight (once, see `packed_weights`), starts its sums from
+    // the bias and writes a new output without zeroing it first; the f32 product is added to
+    // what the output holds first (bias and/or residual). Before a GELU, bias and GELU are
+    // one pass after the product.
     let packed = match MatmulPrecision::current().effective() {
         MatmulPrecision::Bf16 => packed_weight(weight),
         _ => None,
     };
     let gelu = matches!(epilogue, Epilogue::Gelu);
-    let (mut output, mut accumulate) = match epilogue {
+    let residual = match epilogue {
         Epilogue::Residual(residual) => {
             assert_eq!(
                 dims(&residual),
                 shape,
                 "residual and linear output differ in shape"
             );
-            (into_values(residual), true)
+            Some(into_values(residual))
         }
-        _ => (parallel::zeroed(m * n), false),
+        _ => None,
     };
     let product_bias = bias.filter(|_| !gelu);
     let input = MatrixView::row_major(values(&input), k);
-    match packed {
-        Some(packed) => gemm_bf16(
-            m,
-            input.values,
-            &packed,
-            (&mut output, accumulate),
-            product_bias,
-        ),
-        None => {
+    let mut output = match (packed, residual) {
+        (Some(packed), Some(mut output)) => {
+            gemm_bf16(
+                m,
+                input.values,
+                &packed,
+                Output::Add(&mut output),
+                product_bias,
+            );
+            output
+        }
+        (Some(packed), None) => {
+            let mut output = Vec::with_capacity(m * n);
+            let written = &mut output.spare_capacity_mut()[..m * n];
+            gemm_bf16(
+                m,
+                input.values,
+                &packed,
+                Output::Write(written),
+                product_bias,
+            );
+            // SAFETY: a `Write` product writes every value of its output.
+            unsafe { output.set_len(m * n) };
+            output
+        }
+        (None, residual) => {
+            let accumulate = residual.is_some();
+            let mut output = residual.unwrap_or_else(|| parallel::zeroed(m * n));
             if let Some(bias) = product_bias {
                 // Written, not added to, where nothing is there yet: a first write of fresh
                 // zeroed pages faults once, a read then a write twice.
@@ -197,17 +217,18 @@ pub(super) fn flex_linear(
                     add: accumulate,
                 };
                 for_row_groups(&mut output, n, &row);
-                accumulate = true;
             }
+            let accumulate = accumulate || product_bias.is_some();
             f32_gemm(
                 (m, n, k),
                 &input,
                 &weight_view(weight),
                 &mut output,
                 accumulate,
-            )
+            );
+            output
         }
-    }
+    };
     if gelu {
         for_row_groups(&mut output, n, &BiasGelu { bias });
     }

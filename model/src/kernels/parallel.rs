@@ -1,6 +1,8 @@
 //! Splitting a buffer into tasks for rayon, and running each task with the CPU's best vector
 //! instruction set enabled.
 
+use std::mem::MaybeUninit;
+
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
@@ -99,10 +101,15 @@ fn fold_lanes(lanes: [f32; 16], combine: impl Fn(f32, f32) -> f32) -> f32 {
 
 /// A buffer of `len` zeros for a kernel to overwrite, written by the rayon threads: one
 /// thread's `memset` of the large buffers of a training step (calloc reuses freed memory) was
-/// a visible part of the time the other threads waited.
+/// a visible part of the time the other threads waited. Each task fills its part with
+/// `memset` (rayon's `par_extend` stored 16 bytes at a time: 3% of a bf16 forward pass).
 pub fn zeroed(len: usize) -> Vec<f32> {
     let mut buffer = Vec::with_capacity(len);
-    buffer.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    buffer.spare_capacity_mut()[..len]
+        .par_chunks_mut(4 * TASK_VALUES)
+        .for_each(|part| part.fill(MaybeUninit::new(0.0)));
+    // SAFETY: the first `len` values were all just written.
+    unsafe { buffer.set_len(len) };
     buffer
 }
 

@@ -172,6 +172,87 @@ fn linear_layers_multiply_rounded_operands() {
     }
 }
 
+/// Feed-forward blocks (`kernels::mlp`: fused in bf16 CPU inference, composed otherwise) in
+/// bf16 and f16: `residual + fc2(gelu(fc1(x)))` with both products' operands rounded, the
+/// hidden values rounded as the second product's input; computed here in f64 (the GELU by
+/// Burn's own f32 `gelu`).
+#[test]
+fn feed_forward_blocks_round_both_products() {
+    fn check<B: Backend>(precision: MatmulPrecision) {
+        // Rows over several tasks of the fused kernel; odd widths (edge columns, odd k).
+        let (m, k, hidden, n) = (150, 37, 70, 37);
+        let input: Tensor<B, 2> = random([m, k], 21);
+        let residual: Tensor<B, 2> = random([m, n], 22);
+        let fc1 = layer(random([k, hidden], 23), random([hidden], 24));
+        let fc2 = layer(random([hidden, n], 25), random([n], 26));
+        let output = precision.scope(|| {
+            values(kernels::mlp(
+                &fc1,
+                &fc2,
+                input.clone(),
+                residual.clone(),
+                |x| x,
+            ))
+        });
+        let bias = |layer: &Linear<B>| values(layer.bias.as_ref().unwrap().val());
+        let (first, _) = reference_product(
+            &values(input),
+            &values(fc1.weight.val()),
+            (m, hidden, k),
+            precision,
+        );
+        let pre: Vec<f32> = first
+            .iter()
+            .zip(bias(&fc1).iter().cycle())
+            .map(|(product, bias)| (product + f64::from(*bias)) as f32)
+            .collect();
+        let pre = Tensor::<Flex, 1>::from_floats(pre.as_slice(), &Default::default());
+        let hidden_values = values(burn::tensor::activation::gelu(pre));
+        let (second, magnitude) = reference_product(
+            &hidden_values,
+            &values(fc2.weight.val()),
+            (m, n, hidden),
+            precision,
+        );
+        let (exact, _) = reference_product(
+            &hidden_values,
+            &values(fc2.weight.val()),
+            (m, n, hidden),
+            MatmulPrecision::F32,
+        );
+        let offsets: Vec<f64> = values(residual)
+            .iter()
+            .zip(bias(&fc2).iter().cycle())
+            .map(|(residual, bias)| f64::from(*residual) + f64::from(*bias))
+            .collect();
+        let mut from_f32 = 0.0f64;
+        for (index, &ours) in output.iter().enumerate() {
+            let expected = second[index] + offsets[index];
+            // The rounding of the hidden values (one unit each) and of composed products'
+            // outputs, and the f32 accumulation.
+            let scale = magnitude[index] + offsets[index].abs();
+            let allowed = 4.0 * unit(precision) * scale + 1e-5;
+            let ours = f64::from(ours);
+            assert!(
+                (ours - expected).abs() <= allowed,
+                "{precision:?} at {index}: {ours} vs {expected} (allowed {allowed:e})"
+            );
+            let exact = exact[index] + offsets[index];
+            from_f32 = from_f32.max((ours - exact).abs() / scale.max(1e-30));
+        }
+        assert!(
+            from_f32 > 1e-5,
+            "{precision:?}: the block's output is the f32 one: nothing was rounded"
+        );
+    }
+    for precision in REDUCED {
+        if precision.effective() == precision {
+            check::<Inference>(precision);
+        }
+        check::<Training>(precision);
+    }
+}
+
 /// Under training in bf16 and f16 the weights and their gradients stay f32, and the gradients
 /// are the products of rounded operands (the output's gradient rounded as well).
 #[test]

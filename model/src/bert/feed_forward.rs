@@ -1,8 +1,6 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use crate::kernels;
-
 use super::{ResidualOutput, ResidualOutputConfig, bert_linear};
 
 /// Configuration to create a [`FeedForward`] block.
@@ -59,7 +57,6 @@ impl<B: Backend> FeedForward<B> {
     /// - hidden: `[batch, seq_len, hidden_size]`
     /// - output: `[batch, seq_len, hidden_size]`
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        let intermediate = kernels::linear_gelu(&self.intermediate, hidden.clone());
-        self.output.forward(intermediate, hidden)
+        self.output.feed_forward(&self.intermediate, hidden)
     }
 }

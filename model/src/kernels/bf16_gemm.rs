@@ -65,6 +65,11 @@ pub struct PackedRight {
 }
 
 impl PackedRight {
+    /// Columns of the matrix (its `n`).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
     /// `right` (`k x n`) packed; `None` when the CPU lacks the bf16 instruction (the caller
     /// then computes its products in f32).
     pub fn new(right: &MatrixView, (k, n): (usize, usize)) -> Option<Self> {
@@ -107,14 +112,7 @@ pub fn gemm_bf16(
     output: Output,
     bias: Option<&[f32]>,
 ) {
-    let (output, accumulate) = match output {
-        // SAFETY: the kernel only ever writes initialized f32 values through this view.
-        Output::Add(values) => (
-            unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) },
-            true,
-        ),
-        Output::Write(values) => (values, false),
-    };
+    let (output, accumulate) = output.parts();
     let (n, k) = (right.n, right.k);
     assert_eq!(left.len(), m * k, "left operand is not m x k");
     assert_eq!(output.len(), m * n, "output is not m x n");
@@ -139,35 +137,134 @@ pub fn gemm_bf16(
         }
         return;
     }
-    let pairs = k.div_ceil(2);
-    let task_rows = (m.div_ceil(16 * rayon::current_num_threads()).div_ceil(MR) * MR)
-        .clamp(TASK_ROWS.0, TASK_ROWS.1);
+    output
+        .par_chunks_mut(task_rows(m, 0) * n)
+        .zip(left.par_chunks(task_rows(m, 0) * k))
+        .for_each(|(output, left)| task_product(left, right, (output, accumulate), bias));
+}
+
+/// A transformer's feed-forward block in one pass over the rows:
+/// `output (+)= gelu(left [m x k] x first + first_bias) x second (+ second_bias)`, in bf16
+/// products with f32 accumulation as [`gemm_bf16`]'s, the GELU (erf) in f32.
+///
+/// Each rayon task takes a block of rows through both products, its hidden rows (`first.n`
+/// wide, usually `4k`) in a buffer that stays in the core's cache: the hidden activations are
+/// never written to memory in f32, read back and packed, which on Swin's first stages (50176
+/// rows of 384 hidden values for a batch of 16 images) is memory traffic, not arithmetic.
+pub fn mlp_bf16(
+    m: usize,
+    left: &[f32],
+    (first, first_bias): (&PackedRight, &[f32]),
+    (second, second_bias): (&PackedRight, Option<&[f32]>),
+    output: Output,
+) {
+    let (output, accumulate) = output.parts();
+    let (k, hidden, n) = (first.k, first.n, second.n);
+    assert_eq!(left.len(), m * k, "left operand is not m x k");
+    assert_eq!(
+        second.k, hidden,
+        "the second product does not take the first's output"
+    );
+    assert_eq!(output.len(), m * n, "output is not m x n");
+    assert_eq!(
+        first_bias.len(),
+        hidden,
+        "first bias is not the hidden width"
+    );
+    assert!(
+        second_bias.is_none_or(|bias| bias.len() == n),
+        "second bias is not n long"
+    );
+    assert!(
+        k > 0 && hidden > 0,
+        "feed-forward blocks have inputs and hidden values"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let task_rows = task_rows(m, hidden);
     output
         .par_chunks_mut(task_rows * n)
         .zip(left.par_chunks(task_rows * k))
         .for_each(|(output, left)| {
-            let rows = output.len() / n;
-            let mut packed_left = vec![0u32; rows * pairs];
+            let rows = left.len() / k.max(1);
+            let mut hidden_rows = vec![0.0f32; rows * hidden];
+            let written = (uninit_view(&mut hidden_rows), false);
+            task_product(left, first, written, Some(first_bias));
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: a `PackedRight` exists only where `supported()` (the instruction sets);
-            // the packed buffers have the sizes that `block` expects (`rows * pairs` and
-            // `n.div_ceil(NR) * pairs * NR` pairs).
+            // SAFETY: a `PackedRight` exists only where `supported()` (AVX512-F among them).
             unsafe {
-                for (row, packed) in left
-                    .chunks_exact(k)
-                    .zip(packed_left.chunks_exact_mut(pairs))
-                {
-                    x86::pack_contiguous(row, packed);
-                }
-                x86::block(
-                    &packed_left,
-                    &right.pairs,
-                    (output, accumulate),
-                    bias,
-                    (rows, n, pairs),
-                );
-            }
+                x86::gelu_in_place(&mut hidden_rows)
+            };
+            task_product(&hidden_rows, second, (output, accumulate), second_bias);
         });
+}
+
+/// Bytes of a task's hidden rows in [`mlp_bf16`] (f32 values and their bf16 packing), so that
+/// they stay in a core's L2 cache.
+const MLP_TASK_BYTES: usize = 512 * 1024;
+
+/// Rows per rayon task: 16 tasks per thread, whole microkernel blocks, between
+/// [`TASK_ROWS`]'s bounds (enough rows to reuse each packed panel of the right operand);
+/// with `hidden` values per row kept by the task ([`mlp_bf16`]), no more than
+/// [`MLP_TASK_BYTES`] of them, down to the lower bound.
+fn task_rows(m: usize, hidden: usize) -> usize {
+    let rows = (m.div_ceil(16 * rayon::current_num_threads()).div_ceil(MR) * MR)
+        .clamp(TASK_ROWS.0, TASK_ROWS.1);
+    match MLP_TASK_BYTES.checked_div(6 * hidden) {
+        Some(fitting) => rows.min(fitting / MR * MR).max(TASK_ROWS.0),
+        None => rows,
+    }
+}
+
+/// One task's rows of a product: `output (+)= left x right (+ bias)`, `left` holding the
+/// task's rows (`k` values each) in f32.
+fn task_product(
+    left: &[f32],
+    right: &PackedRight,
+    (output, accumulate): (&mut [MaybeUninit<f32>], bool),
+    bias: Option<&[f32]>,
+) {
+    let (k, n) = (right.k, right.n);
+    let rows = output.len() / n;
+    let pairs = k.div_ceil(2);
+    let mut packed_left = vec![0u32; rows * pairs];
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a `PackedRight` exists only where `supported()` (the instruction sets); the
+    // packed buffers have the sizes that `block` expects (`rows * pairs` and
+    // `n.div_ceil(NR) * pairs * NR` pairs).
+    unsafe {
+        for (row, packed) in left
+            .chunks_exact(k)
+            .zip(packed_left.chunks_exact_mut(pairs))
+        {
+            x86::pack_contiguous(row, packed);
+        }
+        x86::block(
+            &packed_left,
+            &right.pairs,
+            (output, accumulate),
+            bias,
+            (rows, n, pairs),
+        );
+    }
+}
+
+/// `values` as memory that the kernel may write (only ever with initialized values).
+fn uninit_view(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the kernel only writes initialized f32 values through the view, so
+    // `values` stays initialized.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+impl<'a> Output<'a> {
+    /// The memory and whether its values are added to.
+    fn parts(self) -> (&'a mut [MaybeUninit<f32>], bool) {
+        match self {
+            Output::Add(values) => (uninit_view(values), true),
+            Output::Write(values) => (values, false),
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -177,7 +274,19 @@ mod x86 {
 
     use rayon::prelude::*;
 
+    use super::super::math;
     use super::{KC, MR, MatrixView, NR, to_bf16_bits};
+
+    /// `values <- gelu(values)` (erf), 16 values per instruction.
+    ///
+    /// # Safety
+    /// The CPU has AVX512-F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gelu_in_place(values: &mut [f32]) {
+        for value in values {
+            *value = math::gelu(*value);
+        }
+    }
 
     /// The right operand as bf16 pairs in panels of `NR` columns: `[panel][pair][column]`, the
     /// columns past `n` and the odd `k` padded with 0.

@@ -34,6 +34,7 @@ mod linear;
 mod linear_training;
 mod math;
 mod matrix;
+mod mlp;
 mod packed_weights;
 mod parallel;
 mod permute;
@@ -45,6 +46,7 @@ pub use attention::{AttentionInput, attention, composed_attention, joint_attenti
 pub use dropout::dropout;
 pub use layer_norm::layer_norm;
 pub use linear::{composed_linear, linear, linear_gelu, linear_residual};
+pub use mlp::mlp;
 pub use permute::permute_tokens;
 pub use precision::MatmulPrecision;
 pub use weighted_sum::weighted_sum;

@@ -45,8 +45,7 @@ impl<B: Backend> Mlp<B> {
         residual: Tensor<B, D>,
         drop_path: &DropPath,
     ) -> Tensor<B, D> {
-        let hidden = kernels::linear_gelu(&self.fc1, input);
-        kernels::linear_residual(&self.fc2, hidden, residual, |branch| {
+        kernels::mlp(&self.fc1, &self.fc2, input, residual, |branch| {
             drop_path.forward(branch)
         })
     }

@@ -12,7 +12,8 @@
 //! `composed_attention`, the backend's `layer_norm`, `select`), so results agree up to
 //! rounding.
 //! `MatmulPrecision` chooses the products' precision: bf16 for the fused linear layers of CPU
-//! inference; elsewhere (training in bf16 or f16, CUDA) the composed operations cast the
+//! inference, where `mlp` also runs each feed-forward block as one pass over blocks of rows;
+//! elsewhere (training in bf16 or f16, CUDA) the composed operations cast the
 //! products' inputs and keep everything else in f32.
 //! `adam_step` (the optimizer's element-wise arithmetic) and `weighted_sum` (the weights'
 //! moving average) are one pass each, with exactly the results of Burn's composition.

@@ -137,9 +137,10 @@ pub fn gemm_bf16(
         }
         return;
     }
+    let task_rows = task_rows(m, 0);
     output
-        .par_chunks_mut(task_rows(m, 0) * n)
-        .zip(left.par_chunks(task_rows(m, 0) * k))
+        .par_chunks_mut(task_rows * n)
+        .zip(left.par_chunks(task_rows * k))
         .for_each(|(output, left)| task_product(left, right, (output, accumulate), bias));
 }
 
@@ -187,7 +188,7 @@ pub fn mlp_bf16(
         .par_chunks_mut(task_rows * n)
         .zip(left.par_chunks(task_rows * k))
         .for_each(|(output, left)| {
-            let rows = left.len() / k.max(1);
+            let rows = left.len() / k;
             let mut hidden_rows = vec![0.0f32; rows * hidden];
             let written = (uninit_view(&mut hidden_rows), false);
             task_product(left, first, written, Some(first_bias));

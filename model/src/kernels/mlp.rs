@@ -63,13 +63,13 @@ fn fused<B: Backend, const D: usize>(
     let [k, hidden] = dims(&first)[..] else {
         unreachable!("linear weights are matrices")
     };
+    if k == 0 || hidden == 0 {
+        return Err((input, residual));
+    }
     let packed = (packed_weight(&first), packed_weight(&second));
     let (Some(first), Some(second)) = packed else {
         return Err((input, residual));
     };
-    if k == 0 || hidden == 0 {
-        return Err((input, residual));
-    }
     let (input, residual) = match (to_flex(input), to_flex(residual)) {
         (Ok(input), Ok(residual)) => (contiguous(input), residual),
         (input, residual) => {

@@ -467,8 +467,9 @@ fn weighted_sums_equal_burns_composition_bit_for_bit() {
 
 /// vidcls's `LayerNorm` against `burn::nn::LayerNorm` with the same parameters: under training
 /// (the fused kernel) the output and the gradients of the input, scale and shift, with a
-/// weighted loss; on Flex (the backend's operation) the output. Rows of several lengths
-/// (vector blocks and remainders), more rows than one task holds, inputs off zero mean.
+/// weighted loss; on Flex (the same pass, without a backward one) the output, also of a
+/// transposed view. Rows of several lengths (vector blocks and remainders), more rows than one
+/// task holds, inputs off zero mean.
 #[test]
 fn layer_norm_trains_as_burn() {
     use vidcls_model::layer_norm::LayerNorm;
@@ -524,10 +525,18 @@ fn layer_norm_trains_as_burn() {
             gamma: Param::from_data(gamma.clone(), &Default::default()),
             beta: Param::from_data(beta.clone(), &Default::default()),
             epsilon,
-        }
-        .forward(on::<Fused, 3>(&input));
+        };
         let [burn_output, ..] = expected;
-        assert_close(inference, burn_output, 1e-4);
+        assert_close(
+            inference.forward(on::<Fused, 3>(&input)),
+            burn_output.clone(),
+            1e-4,
+        );
+        // The same rows as a strided view: stored `[2, d_model, rows]`, as the patch
+        // embedding's convolution leaves its tokens.
+        let stored = on::<Fused, 3>(&input).swap_dims(1, 2).into_data();
+        let strided = on::<Fused, 3>(&stored).swap_dims(1, 2);
+        assert_close(inference.forward(strided), burn_output, 1e-4);
     }
 }
 

@@ -137,10 +137,8 @@ pub fn gemm_bf16(
         }
         return;
     }
-    let task_rows = task_rows(m, 0);
-    output
-        .par_chunks_mut(task_rows * n)
-        .zip(left.par_chunks(task_rows * k))
+    tasks(m, 0, (output, n), (left, k))
+        .into_par_iter()
         .for_each(|(output, left)| task_product(left, right, (output, accumulate), bias));
 }
 
@@ -183,10 +181,8 @@ pub fn mlp_bf16(
     if m == 0 || n == 0 {
         return;
     }
-    let task_rows = task_rows(m, hidden);
-    output
-        .par_chunks_mut(task_rows * n)
-        .zip(left.par_chunks(task_rows * k))
+    tasks(m, hidden, (output, n), (left, k))
+        .into_par_iter()
         .for_each(|(output, left)| {
             let rows = left.len() / k;
             let mut hidden_rows = vec![0.0f32; rows * hidden];
@@ -216,6 +212,35 @@ fn task_rows(m: usize, hidden: usize) -> usize {
         Some(fitting) => rows.min(fitting / MR * MR).max(TASK_ROWS.0),
         None => rows,
     }
+}
+
+/// The rows of a product's `output` (`n` values each) and `left` operand (`k` values each),
+/// split into the rayon tasks' parts: about [`task_rows`] rows each, but as many tasks as a
+/// multiple of the thread count and sizes differing by at most one microkernel block, so
+/// that the threads end together. (Parts of exactly `task_rows` rows left one thread a
+/// whole task to run alone at the end of BERT's products: 17 tasks of 48 rows for its
+/// 776.)
+fn tasks<'a, 'b>(
+    m: usize,
+    hidden: usize,
+    (mut output, n): (&'a mut [MaybeUninit<f32>], usize),
+    (mut left, k): (&'b [f32], usize),
+) -> Vec<(&'a mut [MaybeUninit<f32>], &'b [f32])> {
+    let blocks = m.div_ceil(MR);
+    let threads = rayon::current_num_threads().max(1);
+    let count = m
+        .div_ceil(task_rows(m, hidden))
+        .next_multiple_of(threads)
+        .min(blocks);
+    (0..count)
+        .map(|task| {
+            let rows = ((task + 1) * blocks / count * MR).min(m) - task * blocks / count * MR;
+            let (task_output, rest) = std::mem::take(&mut output).split_at_mut(rows * n);
+            let (task_left, rest_left) = left.split_at(rows * k);
+            (output, left) = (rest, rest_left);
+            (task_output, task_left)
+        })
+        .collect()
 }
 
 /// One task's rows of a product: `output (+)= left x right (+ bias)`, `left` holding the

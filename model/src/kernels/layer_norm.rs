@@ -1,6 +1,10 @@
-//! Layer normalization over the last dimension: the backend's own operation, or, under
-//! training on the CPU (`Autodiff<Flex>`), one multi-threaded pass with a backward pass of its
-//! own (Burn's `Backward` trait, as for the linear kernels).
+//! Layer normalization over the last dimension: on the CPU one multi-threaded pass, which
+//! under training (`Autodiff<Flex>`) has a backward pass of its own (Burn's `Backward` trait,
+//! as for the linear kernels); elsewhere (CUDA) the backend's own operation.
+//!
+//! In inference the same pass replaces Flex's own normalization, which zeroes its output on
+//! the calling thread before its rows run in parallel: on Swin's first stages that `memset`
+//! was most of what one core did while the other waited.
 //!
 //! Burn's autodiff backend composes the normalization of ten operations (mean, subtraction,
 //! square, mean, shift, root, division, scale, shift), and its backward pass of as many
@@ -24,7 +28,10 @@ use burn::tensor::TensorPrimitive;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::flex::{contiguous, dims, from_training, tensor_of, to_training, values};
+use super::flex::{
+    contiguous, dims, from_flex, from_flex_or_unchanged, from_training, tensor_of, to_flex,
+    to_training, values,
+};
 use super::linear_training::TrainingTensor;
 use super::parallel::{self, TASK_VALUES};
 
@@ -49,12 +56,25 @@ pub fn layer_norm<B: Backend, const D: usize>(
         }
         (input, gamma, beta) => {
             let input = input.map_or_else(|unchanged| unchanged, from_training::<B, D>);
-            Tensor::from_primitive(TensorPrimitive::Float(B::layer_norm(
-                input.into_primitive().tensor(),
-                back(gamma).into_primitive().tensor(),
-                Some(back(beta).into_primitive().tensor()),
-                epsilon,
-            )))
+            match (to_flex(input), to_flex(back(gamma)), to_flex(back(beta))) {
+                (Ok(input), Ok(gamma), Ok(beta)) => {
+                    let operands = Operands {
+                        input: contiguous(input),
+                        gamma: contiguous(gamma),
+                        beta: contiguous(beta),
+                        epsilon: epsilon as f32,
+                    };
+                    from_flex(operands.forward().0)
+                }
+                (input, gamma, beta) => {
+                    Tensor::from_primitive(TensorPrimitive::Float(B::layer_norm(
+                        from_flex_or_unchanged(input).into_primitive().tensor(),
+                        from_flex_or_unchanged(gamma).into_primitive().tensor(),
+                        Some(from_flex_or_unchanged(beta).into_primitive().tensor()),
+                        epsilon,
+                    )))
+                }
+            }
         }
     }
 }

@@ -113,6 +113,22 @@ pub fn zeroed(len: usize) -> Vec<f32> {
     buffer
 }
 
+/// A copy of `values`, written by the rayon threads, a part per task.
+pub fn copied(values: &[f32]) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(values.len());
+    buffer.spare_capacity_mut()[..values.len()]
+        .par_chunks_mut(4 * TASK_VALUES)
+        .zip(values.par_chunks(4 * TASK_VALUES))
+        .for_each(|(part, values)| {
+            for (slot, &value) in part.iter_mut().zip(values) {
+                slot.write(value);
+            }
+        });
+    // SAFETY: the first `values.len()` values were all just written.
+    unsafe { buffer.set_len(values.len()) };
+    buffer
+}
+
 /// `Σ a[i] * b[i] * c[i]`, with 16 running sums so that the loop vectorizes.
 #[inline(always)]
 pub fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {

@@ -18,7 +18,7 @@ use burn_flex::FlexTensor;
 
 use super::activation::{BiasGelu, GeluGradient};
 use super::flex::{contiguous, dims, into_values, tensor_of, values};
-use super::linear::{Epilogue, flex_linear, weight_view};
+use super::linear::{Epilogue, flex_linear};
 use super::matrix::{MatrixView, f32_gemm};
 use super::parallel::{self, for_row_groups};
 
@@ -53,7 +53,7 @@ pub fn linear(
             );
             let (output, pre) = if gelu {
                 let shape = dims(&pre);
-                let mut output = values(&pre).to_vec();
+                let mut output = parallel::copied(values(&pre));
                 for_row_groups(
                     &mut output,
                     shape[shape.len() - 1],
@@ -142,11 +142,17 @@ impl Backward<Flex, 3> for LinearBackward {
         }
         if let Some(node) = input_node {
             let mut input_gradient = parallel::zeroed(m * k);
-            let weight = weight_view(&weight).transposed();
+            // The weight transposed, `[n, k]` row-major (copied by the rayon threads unless
+            // it is stored so, as an imported PyTorch weight is): `gemm` then reads it in
+            // place. Given the `[k, n]` row-major weight, `gemm` packs all of it on the
+            // calling thread before its threads start (its prepacking of a left operand of
+            // few rows), which took about 3% of a seed training step with the other core
+            // idle.
+            let transposed = contiguous(weight.transpose(0, 1));
             f32_gemm(
                 (m, k, n),
                 &output_gradient,
-                &weight,
+                &MatrixView::row_major(values(&transposed), k),
                 &mut input_gradient,
                 false,
             );

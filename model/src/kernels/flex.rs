@@ -3,6 +3,7 @@
 //! Flex's buffers while models stay generic.
 
 use std::any::{Any, TypeId};
+use std::mem::MaybeUninit;
 
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
@@ -75,8 +76,8 @@ fn from_primitive<P: 'static, B: Backend, const D: usize>(primitive: P) -> Tenso
 
 /// `tensor` with a contiguous layout (copied only when it is a strided view).
 ///
-/// An `f32` view with positive strides is copied by the rayon threads, a row of its last
-/// dimension at a time. Burn's `to_contiguous` walks any view that does not collapse to two
+/// An `f32` view without negative strides (broadcast dimensions included) is copied by the
+/// rayon threads, a row of its last dimension at a time. Burn's `to_contiguous` walks any view that does not collapse to two
 /// dimensions value by value on one thread: the patch embedding's `[images, tokens, channels]`
 /// view of the convolution's `[images, channels, tokens]` output took about 3% of a bf16
 /// forward pass that way, with the other cores idle.
@@ -88,7 +89,11 @@ pub fn contiguous(tensor: FlexTensor) -> FlexTensor {
     let shape = dims(&tensor);
     let strides = layout.strides();
     let len: usize = shape.iter().product();
-    if tensor.dtype() != DType::F32 || len == 0 || strides.iter().any(|&stride| stride < 0) {
+    if tensor.dtype() != DType::F32
+        || len == 0
+        || shape.is_empty()
+        || strides.iter().any(|&stride| stride < 0)
+    {
         return tensor.to_contiguous();
     }
     let (outer, [row_len]) = shape.split_at(shape.len() - 1) else {
@@ -117,14 +122,19 @@ pub fn contiguous(tensor: FlexTensor) -> FlexTensor {
         .for_each(|(task, rows)| {
             for (index, row) in rows.chunks_exact_mut(row_len).enumerate() {
                 let start = row_start(task * rows_per_task + index);
-                if column_stride == 1 {
-                    for (value, &source) in row.iter_mut().zip(&source[start..][..row_len]) {
-                        value.write(source);
+                match column_stride {
+                    1 => {
+                        for (value, &source) in row.iter_mut().zip(&source[start..][..row_len]) {
+                            value.write(source);
+                        }
                     }
-                } else {
-                    let columns = source[start..].iter().step_by(column_stride);
-                    for (value, &source) in row.iter_mut().zip(columns) {
-                        value.write(source);
+                    // A value broadcast along the row.
+                    0 => row.fill(MaybeUninit::new(source[start])),
+                    _ => {
+                        let columns = source[start..].iter().step_by(column_stride);
+                        for (value, &source) in row.iter_mut().zip(columns) {
+                            value.write(source);
+                        }
                     }
                 }
             }
@@ -170,10 +180,13 @@ pub fn into_values(tensor: FlexTensor) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use burn_flex::Layout;
+
     use super::*;
 
-    /// Views of a `[3, 5, 7, 4]` tensor (transposed, permuted, narrowed to an offset), each
-    /// copied by [`contiguous`] and by Burn's own `to_contiguous`.
+    /// Views of a `[3, 5, 7, 4]` tensor (transposed, permuted, narrowed to an offset) and
+    /// broadcast views of a smaller one, each copied by [`contiguous`] and by Burn's own
+    /// `to_contiguous`.
     #[test]
     fn strided_views_copy_as_burn_copies_them() {
         let counting: Vec<f32> = (0..3 * 5 * 7 * 4).map(|value| value as f32).collect();
@@ -189,6 +202,17 @@ mod tests {
                 .reshape([2, 35, 4].into())
                 .transpose(1, 2),
         ];
+        // Broadcast views (stride 0) of a `[3, 4]` tensor: along a middle and the last dimension.
+        let small = tensor_of((0..12).map(|value| value as f32).collect(), vec![3, 4]);
+        let broadcast = |shape: [usize; 3], strides: Vec<isize>| {
+            small
+                .clone()
+                .with_layout(Layout::new(shape.to_vec().into(), strides, 0))
+        };
+        let views = views.into_iter().chain([
+            broadcast([3, 5, 4], vec![4, 0, 1]),
+            broadcast([3, 4, 5], vec![4, 1, 0]),
+        ]);
         for view in views {
             assert!(!view.is_contiguous());
             let copied = contiguous(view.clone());

@@ -77,10 +77,10 @@ fn from_primitive<P: 'static, B: Backend, const D: usize>(primitive: P) -> Tenso
 /// `tensor` with a contiguous layout (copied only when it is a strided view).
 ///
 /// An `f32` view without negative strides (broadcast dimensions included) is copied by the
-/// rayon threads, a row of its last dimension at a time. Burn's `to_contiguous` walks any view that does not collapse to two
-/// dimensions value by value on one thread: the patch embedding's `[images, tokens, channels]`
-/// view of the convolution's `[images, channels, tokens]` output took about 3% of a bf16
-/// forward pass that way, with the other cores idle.
+/// rayon threads, a row of its last dimension at a time. Burn's `to_contiguous` walks any view
+/// that does not collapse to two dimensions value by value on one thread: the patch
+/// embedding's `[images, tokens, channels]` view of the convolution's `[images, channels,
+/// tokens]` output took about 3% of a bf16 forward pass that way, with the other cores idle.
 pub fn contiguous(tensor: FlexTensor) -> FlexTensor {
     if tensor.is_contiguous() {
         return tensor;
@@ -89,20 +89,16 @@ pub fn contiguous(tensor: FlexTensor) -> FlexTensor {
     let shape = dims(&tensor);
     let strides = layout.strides();
     let len: usize = shape.iter().product();
-    if tensor.dtype() != DType::F32
-        || len == 0
-        || shape.is_empty()
-        || strides.iter().any(|&stride| stride < 0)
-    {
+    let (Some((&row_len, outer)), Some((&column_stride, outer_strides))) =
+        (shape.split_last(), strides.split_last())
+    else {
+        // A scalar.
+        return tensor.to_contiguous();
+    };
+    if tensor.dtype() != DType::F32 || len == 0 || strides.iter().any(|&stride| stride < 0) {
         return tensor.to_contiguous();
     }
-    let (outer, [row_len]) = shape.split_at(shape.len() - 1) else {
-        return tensor.to_contiguous();
-    };
-    let (outer_strides, [column_stride]) = strides.split_at(strides.len() - 1) else {
-        return tensor.to_contiguous();
-    };
-    let (row_len, column_stride) = (*row_len, *column_stride as usize);
+    let column_stride = column_stride as usize;
     let source: &[f32] = tensor.storage();
     let offset = layout.start_offset();
     // Where row `row` (an index over the outer dimensions) starts in `source`.
